@@ -1,0 +1,129 @@
+import Foundation
+
+/// The validated contents of `agent.conf` (DESIGN §8).
+///
+/// Built by ``ConfigLoader``; every value here has already been checked, so the rest of the
+/// agent never re-validates configuration.
+public struct AgentConfig: Sendable {
+    /// `[agent]`: identity, listening address, storage and limits of this host.
+    public var agent: AgentSettings
+    /// `[report] url`: where finished tasks are POSTed (optional).
+    public var reportURL: URL?
+    /// `[scheduler] url`: a central server speaking the seed interface (optional).
+    public var schedulerURL: URL?
+    /// `[[job]]`: the jobs registered on this host, in file order.
+    public var jobs: [JobConfig]
+
+    /// Creates a configuration from already-validated parts (tests and embedders).
+    public init(agent: AgentSettings, reportURL: URL? = nil, schedulerURL: URL? = nil, jobs: [JobConfig]) {
+        self.agent = agent
+        self.reportURL = reportURL
+        self.schedulerURL = schedulerURL
+        self.jobs = jobs
+    }
+}
+
+/// The `[agent]` table.
+public struct AgentSettings: Sendable {
+    public var appName: String = "qagent"
+    public var appID: Int = 0
+    /// The address the HTTP interface binds (`listen = "ip:port"`).
+    public var listen: ListenAddress = ListenAddress(host: "0.0.0.0", port: 20010)
+    /// The IP this agent reports as its own (`advertise_ip`); detected when `nil`.
+    public var advertiseIP: String?
+    /// Folder holding the SQLite store and task logs.
+    public var dataDir: String = "./data"
+    /// Accepted `Q-Server-Token` values; more than one allows rotation. Never empty once loaded.
+    public var tokens: [String] = []
+    /// IANA time zone used for task ids and (later) cron; `nil` = the system's.
+    public var timeZone: TimeZone = .current
+    /// Seconds a shutdown waits for running tasks before killing them.
+    public var shutdownGrace: Int = 30
+    /// Tasks running at once on this host.
+    public var maxRunning: Int = 64
+    /// Tasks waiting on this host.
+    public var maxQueued: Int = 1000
+    /// Largest request body the HTTP interface accepts, in bytes.
+    public var maxRequestBytes: Int = 1 << 20
+    /// Seconds between SIGTERM and SIGKILL when a task's process group is stopped.
+    public var killGrace: Int = 5
+
+    /// Creates settings with the documented defaults.
+    public init() {}
+}
+
+/// A `listen` value: an IP literal (or host name) and a TCP port.
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `ip:port`, `[v6]:port`; returns `nil` when malformed.
+    public init?(parsing text: String) {
+        let host: Substring
+        let portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"),
+                  text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+            if host.contains(":") { return nil }
+        }
+        guard !host.isEmpty, let port = Int(portText), (0...65535).contains(port) else { return nil }
+        self.host = String(host)
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// What happens to a task left unfinished by a previous agent process (DESIGN §4).
+public enum RecoverPolicy: String, Sendable, CaseIterable {
+    case retry
+    case discard
+}
+
+/// What a new task of a job does while another task of the same job is active (DESIGN §3).
+public enum OverlapPolicy: String, Sendable, CaseIterable {
+    /// Up to `max_concurrency` run at once; more wait in the job's queue.
+    case concurrent
+    /// One runs at a time; up to `max_queued` wait.
+    case serial
+    /// Refused while one runs.
+    case discard
+    /// The running one is cancelled and the new one starts.
+    case cover
+}
+
+/// One `[[job]]` entry.
+public struct JobConfig: Sendable {
+    public var name: String
+    public var desc: String = ""
+    /// The Quartz cron expression as written; `nil` when the job is only dispatched.
+    public var cron: String?
+    /// argv of a command handler; `nil` means a Swift handler registered under `name`.
+    public var command: [String]?
+    public var recover: RecoverPolicy = .retry
+    /// Seconds; 0 = no timeout.
+    public var timeout: Int = 0
+    public var overlap: OverlapPolicy = .serial
+    public var maxConcurrency: Int = 1
+    public var maxQueued: Int = 100
+    /// Initial enabled state; the stored state wins once the job has been switched on or off.
+    public var enabled: Bool = true
+    public var loadBalance: String = "random"
+    public var consecutiveFailTimesAlertThreshold: Int = 1
+
+    public init(name: String, command: [String]? = nil) {
+        self.name = name
+        self.command = command
+    }
+}

@@ -1,0 +1,243 @@
+import Foundation
+import TOMLKit
+
+/// Loads and validates `agent.conf` (DESIGN §8).
+///
+/// Unknown keys and bad values are errors naming the file, line and key. Secrets from the
+/// environment win over the file: `QAGENT_TOKEN` (comma-separated for rotation) replaces
+/// `token`/`token_file`. Relative paths are resolved against the config file's folder.
+public enum ConfigLoader {
+    /// Reads and validates the file at `path`.
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> AgentConfig {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError("\(path): cannot read the configuration file: \(error.localizedDescription)")
+        }
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        return try parse(text, fileName: path, baseDirectory: folder, environment: environment)
+    }
+
+    /// Validates configuration text; `fileName` only appears in messages.
+    public static func parse(
+        _ text: String,
+        fileName: String = "agent.conf",
+        baseDirectory: String = FileManager.default.currentDirectoryPath,
+        environment: [String: String] = [:]
+    ) throws -> AgentConfig {
+        let root: TOMLTable
+        do {
+            root = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ConfigError("\(fileName):\(error.source.begin.line): not valid TOML: \(error.description)")
+        } catch {
+            throw ConfigError("\(fileName): not valid TOML: \(error)")
+        }
+        let locator = TOMLKeyLocator(text: text)
+        let top = TableReader(table: root, tableName: "", label: "top level", fileName: fileName, locator: locator)
+        try top.rejectUnknownKeys(allowed: ["agent", "report", "scheduler", "job"])
+
+        var settings = AgentSettings()
+        var fileTokens: [String] = []
+        if let agent = try top.table("agent") {
+            let reader = TableReader(table: agent, tableName: "agent", label: "[agent]", fileName: fileName, locator: locator)
+            try reader.rejectUnknownKeys(allowed: [
+                "app_name", "app_id", "listen", "advertise_ip", "data_dir", "token", "token_file", "timezone",
+                "shutdown_grace", "max_running", "max_queued", "max_request_bytes", "kill_grace",
+            ])
+            settings.appName = try reader.string("app_name") ?? settings.appName
+            settings.appID = try reader.int("app_id", range: 0...Int.max) ?? settings.appID
+            if let listen = try reader.string("listen") {
+                guard let address = ListenAddress(parsing: listen) else {
+                    throw reader.error("listen", "must be \"ip:port\" with a port from 0 to 65535, got \"\(listen)\"")
+                }
+                settings.listen = address
+            }
+            if let ip = try reader.string("advertise_ip") {
+                guard IPAddress(ip) != nil else { throw reader.error("advertise_ip", "must be an IPv4 or IPv6 literal, got \"\(ip)\"") }
+                settings.advertiseIP = ip
+            }
+            if let dir = try reader.string("data_dir") {
+                guard !dir.isEmpty else { throw reader.error("data_dir", "must not be empty") }
+                settings.dataDir = resolve(dir, against: baseDirectory)
+            } else {
+                settings.dataDir = resolve(settings.dataDir, against: baseDirectory)
+            }
+            if let tokenValue = agent["token"] {
+                if let single = tokenValue.string {
+                    fileTokens = [single]
+                } else if let list = tokenValue.array, list.allSatisfy({ $0.string != nil }) {
+                    fileTokens = list.compactMap(\.string)
+                } else {
+                    throw reader.error("token", "must be a string or an array of strings")
+                }
+            }
+            if let tokenFile = try reader.string("token_file") {
+                let tokenPath = resolve(tokenFile, against: baseDirectory)
+                guard let contents = try? String(contentsOfFile: tokenPath, encoding: .utf8) else {
+                    throw reader.error("token_file", "cannot read \"\(tokenPath)\"")
+                }
+                fileTokens += contents.split(whereSeparator: \.isNewline).map(String.init)
+            }
+            if let zone = try reader.string("timezone") {
+                guard let timeZone = TimeZone(identifier: zone) else {
+                    throw reader.error("timezone", "unknown IANA time zone \"\(zone)\"")
+                }
+                settings.timeZone = timeZone
+            }
+            settings.shutdownGrace = try reader.int("shutdown_grace", range: 0...86_400) ?? settings.shutdownGrace
+            settings.maxRunning = try reader.int("max_running", range: 1...100_000) ?? settings.maxRunning
+            settings.maxQueued = try reader.int("max_queued", range: 0...1_000_000) ?? settings.maxQueued
+            settings.maxRequestBytes = try reader.int("max_request_bytes", range: 1024...(64 << 20)) ?? settings.maxRequestBytes
+            settings.killGrace = try reader.int("kill_grace", range: 0...3600) ?? settings.killGrace
+        } else {
+            settings.dataDir = resolve(settings.dataDir, against: baseDirectory)
+        }
+
+        if let envTokens = environment["QAGENT_TOKEN"], !envTokens.isEmpty {
+            fileTokens = envTokens.split(separator: ",").map(String.init)
+        }
+        settings.tokens = fileTokens.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !settings.tokens.isEmpty else {
+            throw ConfigError("\(fileName): no token configured: set [agent] token or token_file, or the QAGENT_TOKEN environment variable")
+        }
+
+        let reportURL = try urlTable(top, "report", fileName: fileName, locator: locator)
+        let schedulerURL = try urlTable(top, "scheduler", fileName: fileName, locator: locator)
+
+        var jobs: [JobConfig] = []
+        if let jobValue = root["job"] {
+            guard let list = jobValue.array else {
+                throw ConfigError("\(fileName):\(locator.line(table: "", key: "job") ?? 1): job: must be an array of tables ([[job]])")
+            }
+            for index in 0..<list.count {
+                guard let table = list[index].table else {
+                    throw ConfigError("\(fileName): job #\(index + 1): must be a table")
+                }
+                let job = try parseJob(table, index: index, fileName: fileName, baseDirectory: baseDirectory, locator: locator)
+                if jobs.contains(where: { $0.name == job.name }) {
+                    throw ConfigError("\(fileName):\(locator.line(table: "job", index: index, key: "name") ?? 1): [[job]] name: \"\(job.name)\" is declared twice")
+                }
+                jobs.append(job)
+            }
+        }
+        return AgentConfig(agent: settings, reportURL: reportURL, schedulerURL: schedulerURL, jobs: jobs)
+    }
+
+    private static func parseJob(_ table: TOMLTable, index: Int, fileName: String, baseDirectory: String, locator: TOMLKeyLocator) throws -> JobConfig {
+        let probe = TableReader(table: table, tableName: "job", index: index, label: "[[job]] #\(index + 1)", fileName: fileName, locator: locator)
+        guard let name = try probe.string("name") else { throw probe.error("name", "is required") }
+        guard Identifier.isJobName(name) else {
+            throw probe.error("name", "must be 1-128 of A-Z a-z 0-9 _ . -, got \"\(name)\"")
+        }
+        let reader = TableReader(table: table, tableName: "job", index: index, label: "[[job]] \"\(name)\"", fileName: fileName, locator: locator)
+        try reader.rejectUnknownKeys(allowed: [
+            "name", "desc", "cron", "command", "recover", "timeout", "overlap", "max_concurrency", "max_queued", "enabled",
+        ])
+        var job = JobConfig(name: name)
+        job.desc = try reader.string("desc") ?? ""
+        if let cron = try reader.string("cron") {
+            guard !cron.trimmingCharacters(in: .whitespaces).isEmpty else { throw reader.error("cron", "must not be empty") }
+            job.cron = cron
+        }
+        if let commandValue = table["command"] {
+            guard let list = commandValue.array, list.allSatisfy({ $0.string != nil }) else {
+                throw reader.error("command", "must be an array of strings (argv), e.g. [\"/usr/bin/env\", \"true\"]; a shell string is not accepted")
+            }
+            let argv = list.compactMap(\.string)
+            guard var program = argv.first, !program.isEmpty else { throw reader.error("command", "must name a program as its first element") }
+            if program.contains("/") { program = resolve(program, against: baseDirectory) }
+            job.command = [program] + argv.dropFirst()
+        }
+        job.recover = try reader.choice("recover", RecoverPolicy.self) ?? job.recover
+        job.timeout = try reader.int("timeout", range: 0...(365 * 86_400)) ?? job.timeout
+        job.overlap = try reader.choice("overlap", OverlapPolicy.self) ?? job.overlap
+        job.maxConcurrency = try reader.int("max_concurrency", range: 1...100_000) ?? job.maxConcurrency
+        job.maxQueued = try reader.int("max_queued", range: 0...1_000_000) ?? job.maxQueued
+        job.enabled = try reader.bool("enabled") ?? job.enabled
+        return job
+    }
+
+    private static func urlTable(_ top: TableReader, _ name: String, fileName: String, locator: TOMLKeyLocator) throws -> URL? {
+        guard let table = try top.table(name) else { return nil }
+        let reader = TableReader(table: table, tableName: name, label: "[\(name)]", fileName: fileName, locator: locator)
+        try reader.rejectUnknownKeys(allowed: ["url"])
+        guard let text = try reader.string("url") else { return nil }
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil else {
+            throw reader.error("url", "must be an http:// or https:// URL, got \"\(text)\"")
+        }
+        return url
+    }
+
+    private static func resolve(_ path: String, against base: String) -> String {
+        if path.hasPrefix("/") { return path }
+        return URL(fileURLWithPath: base).appendingPathComponent(path).standardizedFileURL.path
+    }
+}
+
+/// Typed, key-checked access to one TOML table, producing errors that name file, line and key.
+private struct TableReader {
+    let table: TOMLTable
+    let tableName: String
+    var index: Int = 0
+    let label: String
+    let fileName: String
+    let locator: TOMLKeyLocator
+
+    init(table: TOMLTable, tableName: String, index: Int = 0, label: String, fileName: String, locator: TOMLKeyLocator) {
+        self.table = table
+        self.tableName = tableName
+        self.index = index
+        self.label = label
+        self.fileName = fileName
+        self.locator = locator
+    }
+
+    func error(_ key: String, _ problem: String) -> ConfigError {
+        let line = locator.line(table: tableName, index: index, key: key).map { ":\($0)" } ?? ""
+        return ConfigError("\(fileName)\(line): \(label) \(key): \(problem)")
+    }
+
+    func rejectUnknownKeys(allowed: Set<String>) throws {
+        for key in table.keys.sorted() where !allowed.contains(key) {
+            throw error(key, "unknown key (allowed: \(allowed.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    func table(_ key: String) throws -> TOMLTable? {
+        guard let value = table[key] else { return nil }
+        guard let nested = value.table else { throw error(key, "must be a table ([\(key)])") }
+        return nested
+    }
+
+    func string(_ key: String) throws -> String? {
+        guard let value = table[key] else { return nil }
+        guard let string = value.string else { throw error(key, "must be a string") }
+        return string
+    }
+
+    func bool(_ key: String) throws -> Bool? {
+        guard let value = table[key] else { return nil }
+        guard let bool = value.bool else { throw error(key, "must be true or false") }
+        return bool
+    }
+
+    func int(_ key: String, range: ClosedRange<Int>) throws -> Int? {
+        guard let value = table[key] else { return nil }
+        guard value.type == .int, let int = value.int else { throw error(key, "must be an integer") }
+        guard range.contains(int) else {
+            let upper = range.upperBound == Int.max ? "" : " and <= \(range.upperBound)"
+            throw error(key, "must be >= \(range.lowerBound)\(upper), got \(int)")
+        }
+        return int
+    }
+
+    func choice<Choice: RawRepresentable & CaseIterable>(_ key: String, _: Choice.Type) throws -> Choice? where Choice.RawValue == String {
+        guard let text = try string(key) else { return nil }
+        guard let value = Choice(rawValue: text) else {
+            throw error(key, "must be one of \(Choice.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")), got \"\(text)\"")
+        }
+        return value
+    }
+}

@@ -1,0 +1,438 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Admits, queues, starts and finishes tasks on this host (DESIGN §3).
+///
+/// Every task, whether dispatched over HTTP or fired locally, enters through
+/// ``dispatch(job:param:taskID:trigger:scheduledAt:)``: the answer `accepted` is given only
+/// after the task is committed to the journal. Queues are bounded per job
+/// (`max_queued`) and per host (`max_running` + `max_queued`); nothing waits without bound.
+///
+/// The runner is a `Service`: tasks execute as children of ``run()``, so a shutdown of the
+/// service group reaches them as cancellation, which stops their process groups.
+public actor TaskRunner: Service {
+    /// One job's live state on this host.
+    private struct JobSlot {
+        let config: JobConfig
+        let executor: TaskExecutor
+        var enabled: Bool
+        var canSchedule: Bool
+        var queue: [TaskRecord] = []
+        var running: [String: RunningTask] = [:]
+        /// Admitted, waiting for the journal to commit.
+        var reserved = 0
+
+        var slots: Int {
+            switch config.overlap {
+            case .concurrent: return config.maxConcurrency
+            case .serial, .discard, .cover: return 1
+            }
+        }
+
+        var active: Int { running.count + queue.count + reserved }
+    }
+
+    /// A started task: what is needed to stop it and to answer `/api/check`.
+    private struct RunningTask {
+        let record: TaskRecord
+        let startTime: Int64
+        let stop: AsyncStream<StopReason>.Continuation
+    }
+
+    /// A task handed to ``run()`` to execute.
+    private struct StartOrder: Sendable {
+        let record: TaskRecord
+        let startTime: Int64
+        let stops: AsyncStream<StopReason>
+        let stop: AsyncStream<StopReason>.Continuation
+    }
+
+    /// A job with running or queued tasks, for `/api/check/$ip.do`.
+    public struct ActiveJob: Sendable, Equatable {
+        public var name: String
+        /// Start of the oldest running task, epoch ms; `nil` when all its tasks are queued.
+        public var oldestStart: Int64?
+        /// Acceptance time of the oldest queued task, epoch ms; `nil` when none is queued.
+        public var oldestQueued: Int64?
+        public var running: Int
+        public var queued: Int
+    }
+
+    private var jobs: [String: JobSlot]
+    private var draining = false
+    private var runningTotal = 0
+    private var waitingTotal = 0
+    private let store: AgentStore
+    private let settings: AgentSettings
+    private let idGenerator: TaskIDGenerator
+    private let logDirectory: String
+    private let runDirectory: String
+    private let logger: Logger
+    private let starts: AsyncStream<StartOrder>
+    private let startContinuation: AsyncStream<StartOrder>.Continuation
+
+    init(
+        jobs: [(JobConfig, TaskExecutor)],
+        states: [String: JobStateRecord],
+        store: AgentStore,
+        settings: AgentSettings,
+        idGenerator: TaskIDGenerator,
+        logger: Logger
+    ) throws {
+        var slots: [String: JobSlot] = [:]
+        for (config, executor) in jobs {
+            let state = states[config.name]
+            slots[config.name] = JobSlot(
+                config: config, executor: executor,
+                enabled: state?.enabled ?? config.enabled,
+                canSchedule: state?.canSchedule ?? true)
+        }
+        self.jobs = slots
+        self.store = store
+        self.settings = settings
+        self.idGenerator = idGenerator
+        self.logger = logger
+        logDirectory = URL(fileURLWithPath: settings.dataDir).appendingPathComponent("logs").path
+        runDirectory = URL(fileURLWithPath: settings.dataDir).appendingPathComponent("run").path
+        try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        (starts, startContinuation) = AsyncStream.makeStream(of: StartOrder.self)
+    }
+
+    // MARK: Service
+
+    /// Executes started tasks until shutdown. On graceful shutdown no new task starts; the
+    /// running ones finish (or are cancelled when the service group's grace runs out).
+    public nonisolated func run() async throws {
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                for await order in starts {
+                    group.addTask { await self.execute(order) }
+                }
+            }
+        } onGracefulShutdown: {
+            self.startContinuation.finish()
+        }
+    }
+
+    // MARK: Jobs
+
+    /// The configuration of every job on this host, sorted by name.
+    public var jobConfigs: [JobConfig] { jobs.values.map(\.config).sorted { $0.name < $1.name } }
+
+    /// The configuration of one job, or `nil` when it is not registered here.
+    public func jobConfig(_ name: String) -> JobConfig? { jobs[name]?.config }
+
+    /// Whether the job is enabled (stored state, else `agent.conf`).
+    public func isEnabled(_ name: String) -> Bool? { jobs[name]?.enabled }
+
+    /// Whether this host takes work for the job.
+    public func canSchedule(_ name: String) -> Bool? { jobs[name]?.canSchedule }
+
+    /// Switches jobs on or off, all or none. Returns `false` (changing nothing) when a name
+    /// is not registered here; throws when the store cannot record the change.
+    public func setEnabled(_ enabled: Bool, jobs names: [String]) throws -> Bool {
+        guard names.allSatisfy({ jobs[$0] != nil }) else { return false }
+        try store.setEnabled(enabled, jobs: names)
+        for name in names { jobs[name]?.enabled = enabled }
+        return true
+    }
+
+    /// Takes this host on or off for a job's dispatches and fires.
+    public func setCanSchedule(_ canSchedule: Bool, job name: String) throws {
+        guard jobs[name] != nil else { return }
+        try store.setCanSchedule(canSchedule, job: name)
+        jobs[name]?.canSchedule = canSchedule
+    }
+
+    /// Stops accepting new tasks (`draining`) or resumes.
+    public func setDraining(_ draining: Bool) {
+        self.draining = draining
+    }
+
+    // MARK: Dispatch
+
+    /// Admits a task for `job`, journals it, and queues it to run.
+    ///
+    /// With a caller-given `taskID` the call is idempotent: a task id already journaled for
+    /// this job answers `accepted` again and does not run again.
+    public func dispatch(
+        job name: String,
+        param: JSONValue,
+        taskID requestedID: String? = nil,
+        trigger: TaskTrigger = .dispatch,
+        scheduledAt: Int64? = nil
+    ) async -> DispatchResult {
+        if let requestedID {
+            do {
+                if let existing = try store.task(requestedID) { return Self.repeated(existing, job: name) }
+            } catch {
+                logger.error("journal read failed", metadata: ["task": "\(requestedID)", "error": "\(error)"])
+                return .journalFailed
+            }
+        }
+        guard var slot = jobs[name] else { return .refused(.jobNotFound) }
+        guard slot.enabled else { return .refused(.jobDisabled) }
+        guard !draining else { return .refused(.draining) }
+        guard slot.canSchedule else { return .refused(.workerOffline) }
+        if slot.config.overlap == .discard, slot.active > 0 { return .refused(.jobBusy) }
+        let jobCapacity = slot.config.overlap == .cover ? 2 : slot.slots + slot.config.maxQueued
+        let hostCapacity = settings.maxRunning + settings.maxQueued
+        if slot.config.overlap != .cover, slot.active >= jobCapacity { return .refused(.overloaded) }
+        if runningTotal + waitingTotal >= hostCapacity { return .refused(.overloaded) }
+
+        slot.reserved += 1
+        jobs[name] = slot
+        waitingTotal += 1
+        let answer = await journal(job: name, param: param, requestedID: requestedID, trigger: trigger, scheduledAt: scheduledAt)
+        jobs[name]?.reserved -= 1
+        waitingTotal -= 1
+        guard case .accepted = answer, let record = answer.record else { return answer.result }
+        jobs[name]?.queue.append(record)
+        waitingTotal += 1
+        if jobs[name]?.config.overlap == .cover { await cover(job: name, by: record.id) }
+        pump()
+        return answer.result
+    }
+
+    /// The outcome of trying to journal one task.
+    private enum JournalAnswer {
+        case accepted(TaskRecord)
+        case other(DispatchResult)
+
+        var record: TaskRecord? {
+            if case .accepted(let record) = self { return record }
+            return nil
+        }
+
+        var result: DispatchResult {
+            switch self {
+            case .accepted(let record): return .accepted(taskID: record.id)
+            case .other(let result): return result
+            }
+        }
+    }
+
+    private func journal(job: String, param: JSONValue, requestedID: String?, trigger: TaskTrigger, scheduledAt: Int64?) async -> JournalAnswer {
+        for _ in 0..<5 {
+            let now = Date()
+            var record = TaskRecord(
+                id: requestedID ?? idGenerator.next(at: now), job: job, param: param.jsonText,
+                trigger: trigger, acceptedAt: now.epochMilliseconds)
+            record.scheduledAt = scheduledAt
+            do {
+                try await store.insertTask(record)
+                return .accepted(record)
+            } catch AgentStore.StoreError.duplicateTask {
+                guard let requestedID else { continue }
+                // Another dispatch with this id committed first: answer as for a repeat.
+                guard let existing = try? store.task(requestedID) else { return .other(.journalFailed) }
+                return .other(Self.repeated(existing, job: job))
+            } catch {
+                logger.error("journal write failed", metadata: ["task": "\(record.id)", "error": "\(error)"])
+                return .other(.journalFailed)
+            }
+        }
+        return .other(.journalFailed)
+    }
+
+    private static func repeated(_ existing: TaskRecord, job: String) -> DispatchResult {
+        existing.job == job ? .accepted(taskID: existing.id) : .refused(.taskIDConflict)
+    }
+
+    /// `overlap = "cover"`: a newer task stops the running ones and supersedes the waiting ones.
+    private func cover(job name: String, by newID: String) async {
+        guard var slot = jobs[name] else { return }
+        for running in slot.running.values { running.stop.yield(.covered(by: newID)) }
+        let superseded = slot.queue.filter { $0.id != newID }
+        slot.queue.removeAll { $0.id != newID }
+        jobs[name] = slot
+        waitingTotal -= superseded.count
+        let now = Date().epochMilliseconds
+        for record in superseded {
+            await journalCompletion(TaskCompletion(
+                taskID: record.id, job: name, result: .killed, startTime: now, endTime: now,
+                message: StopReason.covered(by: newID).message))
+        }
+    }
+
+    /// Asks a running task to stop (`499`), or removes a queued one. Returns `false` when
+    /// no active task has this id.
+    public func kill(taskID: String) async -> Bool {
+        for (name, slot) in jobs {
+            if let running = slot.running[taskID] {
+                running.stop.yield(.killed)
+                return true
+            }
+            if let index = slot.queue.firstIndex(where: { $0.id == taskID }) {
+                jobs[name]?.queue.remove(at: index)
+                waitingTotal -= 1
+                let now = Date().epochMilliseconds
+                await journalCompletion(TaskCompletion(
+                    taskID: taskID, job: name, result: .killed, startTime: now, endTime: now,
+                    message: StopReason.killed.message))
+                return true
+            }
+        }
+        return false
+    }
+
+    // MARK: Starting and finishing
+
+    /// Starts queued tasks, oldest first, while the host and their jobs have free slots.
+    private func pump() {
+        while runningTotal < settings.maxRunning {
+            var next: (name: String, acceptedAt: Int64)?
+            for (name, slot) in jobs where !slot.queue.isEmpty && slot.running.count < slot.slots {
+                let head = slot.queue[0].acceptedAt
+                if next == nil || head < next!.acceptedAt { next = (name, head) }
+            }
+            guard let name = next?.name, var slot = jobs[name] else { return }
+            let record = slot.queue.removeFirst()
+            let (stops, stop) = AsyncStream.makeStream(of: StopReason.self, bufferingPolicy: .bufferingNewest(1))
+            let startTime = Date().epochMilliseconds
+            slot.running[record.id] = RunningTask(record: record, startTime: startTime, stop: stop)
+            jobs[name] = slot
+            waitingTotal -= 1
+            runningTotal += 1
+            startContinuation.yield(StartOrder(record: record, startTime: startTime, stops: stops, stop: stop))
+        }
+    }
+
+    private func finished(_ record: TaskRecord) {
+        if jobs[record.job]?.running.removeValue(forKey: record.id) != nil {
+            runningTotal -= 1
+        }
+        pump()
+    }
+
+    /// Journals a completion; a failure is logged and the task stays unfinished in the
+    /// journal, where the next start's recovery finds it.
+    private nonisolated func journalCompletion(_ completion: TaskCompletion) async {
+        do {
+            try await store.finishTask(completion)
+        } catch {
+            logger.error("journal write failed", metadata: ["task": "\(completion.taskID)", "error": "\(error)"])
+        }
+    }
+
+    private nonisolated func execute(_ order: StartOrder) async {
+        let record = order.record
+        guard let config = await jobConfig(record.job), let executor = await jobs[record.job]?.executor else { return }
+        let logPath = URL(fileURLWithPath: logDirectory).appendingPathComponent("\(record.id).log").path
+        var outcome: ExecutionOutcome
+        do {
+            try await store.markRunning(record.id, startTime: order.startTime, pid: nil)
+            let log = try TaskLog(path: logPath)
+            defer { log.close() }
+            let deadline = config.timeout > 0 ? Date(timeIntervalSince1970: Double(order.startTime) / 1000 + Double(config.timeout)) : nil
+            let context = TaskContext(
+                taskID: record.id, job: record.job, param: JSONValue(parsing: record.param) ?? .object([:]),
+                attempt: record.attempt, deadline: deadline, log: log)
+            outcome = await runStoppable(executor, context: context, timeout: config.timeout, order: order)
+        } catch {
+            outcome = .failed("cannot start the task: \(error)")
+        }
+        if Task.isCancelled, outcome.stoppedBy == nil {
+            // Stopped by shutdown, not by a decision about this task: the journal keeps it
+            // unfinished so the next start settles it by the job's recover policy.
+            logger.warning("task stopped by shutdown", metadata: ["task": "\(record.id)", "job": "\(record.job)"])
+            await finished(record)
+            return
+        }
+        let end = Date().epochMilliseconds
+        await journalCompletion(TaskCompletion(
+            taskID: record.id, job: record.job, result: outcome.result, startTime: order.startTime, endTime: end,
+            exitCode: outcome.exitCode, signal: outcome.signal, message: outcome.message))
+        await finished(record)
+    }
+
+    private enum Arm: Sendable {
+        case finished(ExecutionOutcome)
+        case stop(StopReason)
+        case idle
+    }
+
+    /// Runs the handler while listening for a stop (timeout, kill, cover). A stop cancels
+    /// the handler; for a command, cancellation stops its whole process group.
+    private nonisolated func runStoppable(_ executor: TaskExecutor, context: TaskContext, timeout: Int, order: StartOrder) async -> ExecutionOutcome {
+        let store = self.store
+        let runDirectory = self.runDirectory
+        return await withTaskGroup(of: Arm.self) { group in
+            group.addTask {
+                switch executor {
+                case .command(let runner):
+                    return .finished(await runner.run(context: context, runDirectory: runDirectory) { pid in
+                        try? await store.markRunning(context.taskID, startTime: order.startTime, pid: pid)
+                    })
+                case .swift(let handler):
+                    do {
+                        try await handler.run(context)
+                        return .finished(ExecutionOutcome(result: .succeeded, message: "ok"))
+                    } catch {
+                        return .finished(.failed("\(error)"))
+                    }
+                }
+            }
+            group.addTask {
+                for await reason in order.stops { return .stop(reason) }
+                return .idle
+            }
+            if timeout > 0 {
+                group.addTask {
+                    try? await Task.sleep(for: .seconds(timeout))
+                    if !Task.isCancelled { order.stop.yield(.timeout(seconds: timeout)) }
+                    return .idle
+                }
+            }
+            var stopReason: StopReason?
+            while let arm = await group.next() {
+                switch arm {
+                case .finished(let outcome):
+                    group.cancelAll()
+                    order.stop.finish()
+                    guard let stopReason else { return outcome }
+                    return ExecutionOutcome(
+                        result: stopReason.result, exitCode: outcome.exitCode, signal: outcome.signal,
+                        message: stopReason.message, stoppedBy: stopReason)
+                case .stop(let reason):
+                    if stopReason == nil { stopReason = reason }
+                    group.cancelAll()
+                case .idle:
+                    continue
+                }
+            }
+            return .failed("the handler did not report an outcome")
+        }
+    }
+
+    // MARK: Reads
+
+    /// Jobs with at least one running or queued task (admissions awaiting the journal count
+    /// as queued: a deploy must not read "idle" while a dispatch is being acknowledged).
+    public func activeJobs() -> [ActiveJob] {
+        let now = Date().epochMilliseconds
+        return jobs.values.compactMap { slot -> ActiveJob? in
+            guard slot.active > 0 else { return nil }
+            let oldestQueued = slot.queue.map(\.acceptedAt).min() ?? (slot.reserved > 0 ? now : nil)
+            return ActiveJob(
+                name: slot.config.name,
+                oldestStart: slot.running.values.map(\.startTime).min(),
+                oldestQueued: oldestQueued,
+                running: slot.running.count,
+                queued: slot.queue.count + slot.reserved)
+        }.sorted { $0.name < $1.name }
+    }
+
+    /// Tasks running and waiting on this host.
+    public var counts: (running: Int, waiting: Int) { (runningTotal, waitingTotal) }
+
+    /// Whether the runner refuses new work.
+    public var isDraining: Bool { draining }
+}
+
+extension Date {
+    /// Milliseconds since 1970-01-01T00:00:00Z.
+    var epochMilliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded(.down)) }
+}

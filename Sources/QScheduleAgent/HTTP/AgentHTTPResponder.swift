@@ -1,0 +1,87 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// The agent's HTTP interface: the seven seed endpoints plus health, in one responder.
+///
+/// Order of checks for every request: route (404/405), token for `/api2` (`授权失败`),
+/// body size (413), then the endpoint's own validation. Nothing a client sends produces a
+/// 500: unexpected errors become a `ret:false` envelope.
+struct AgentHTTPResponder: HTTPResponder {
+    typealias Context = BasicRequestContext
+
+    /// What a route handler gets: the captured path segment and the parsed JSON body.
+    struct Call: Sendable {
+        var captured: String?
+        /// The body parsed as JSON; `nil` when absent or not JSON.
+        var body: JSONValue?
+    }
+
+    typealias Handler = @Sendable (SeedAPI, Call) async -> Response
+
+    static let tokenHeader = HTTPField.Name("Q-Server-Token")!
+
+    let api: SeedAPI
+    let tokens: TokenSet
+    let maxBodyBytes: Int
+    let routes: RouteTable<Handler>
+
+    init(api: SeedAPI, tokens: [String], maxBodyBytes: Int) {
+        self.api = api
+        self.tokens = TokenSet(tokens)
+        self.maxBodyBytes = maxBodyBytes
+        self.routes = Self.makeRoutes()
+    }
+
+    /// Every route the agent serves; `docs/openapi.yaml` describes the same list.
+    static func makeRoutes() -> RouteTable<Handler> {
+        var table = RouteTable<Handler>()
+        table.add(.get, "/healthz", requiresToken: false) { api, _ in api.health() }
+        table.add(.get, "/readyz", requiresToken: false) { api, _ in await api.ready() }
+        table.add(.get, "/api/check/{}.do", requiresToken: false) { api, call in await api.check(ip: call.captured) }
+        table.add(.post, "/api2/jobs/on.do", requiresToken: true) { api, call in await api.setJobs(enabled: true, body: call.body) }
+        table.add(.post, "/api2/jobs/off.do", requiresToken: true) { api, call in await api.setJobs(enabled: false, body: call.body) }
+        table.add(.get, "/api2/jobs/{}.do", requiresToken: true) { api, call in await api.jobInfo(name: call.captured) }
+        table.add(.post, "/api2/tasks.do", requiresToken: true) { api, call in await api.dispatch(body: call.body) }
+        table.add(.post, "/api2/workers/state.do", requiresToken: true) { api, call in await api.setWorkers(body: call.body) }
+        table.add(.get, "/api2/workers/{}.do", requiresToken: true) { api, call in await api.workers(job: call.captured) }
+        return table
+    }
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        let route: RouteTable<Handler>.Route
+        let captured: String?
+        switch routes.match(method: request.method, path: request.uri.path) {
+        case .notFound:
+            return EnvelopeResponse.failure("no such endpoint", reason: FailureReason.notFound, status: .notFound)
+        case .methodNotAllowed(let allowed):
+            var headers = HTTPFields()
+            headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ")
+            return EnvelopeResponse.failure("method not allowed", reason: FailureReason.methodNotAllowed, status: .methodNotAllowed, headers: headers)
+        case .found(let found, let value):
+            route = found
+            captured = value
+        }
+        if route.requiresToken, !tokens.accepts(request.headers[Self.tokenHeader]) {
+            return EnvelopeResponse.failure(SeedMessage.authFailed)
+        }
+        var body: JSONValue?
+        if route.method == .post {
+            if let declared = request.headers[.contentLength].flatMap(Int.init), declared > maxBodyBytes {
+                return Self.tooLarge(maxBodyBytes)
+            }
+            let bytes: ByteBuffer
+            do {
+                bytes = try await request.body.collect(upTo: maxBodyBytes)
+            } catch {
+                return Self.tooLarge(maxBodyBytes)
+            }
+            body = JSONValue(parsing: Data(bytes.readableBytesView))
+        }
+        return await route.handler(api, Call(captured: captured, body: body))
+    }
+
+    private static func tooLarge(_ limit: Int) -> Response {
+        EnvelopeResponse.failure(SeedMessage.badRequest, reason: FailureReason.bodyTooLarge, status: .contentTooLarge)
+    }
+}

@@ -1,0 +1,40 @@
+import Foundation
+import Hummingbird
+
+/// The seed's JSON envelope: `{"ret":false,"message":...,"reason":...}` or
+/// `{"ret":true,"message":...}` or `{"ret":true,"data":...}`.
+struct Envelope<Payload: Encodable>: Encodable {
+    var ret: Bool
+    var message: String?
+    var reason: String?
+    var data: Payload?
+}
+
+/// Builds envelope responses. Every documented outcome is HTTP 200; only transport-level
+/// refusals (404, 405, 413) and readiness use other statuses, still with an envelope.
+enum EnvelopeResponse {
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    static func failure(_ message: String, reason: String? = nil, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        make(Envelope<String>(ret: false, message: message, reason: reason, data: nil), status: status, headers: headers)
+    }
+
+    static func success(message: String) -> Response {
+        make(Envelope<String>(ret: true, message: message, reason: nil, data: nil))
+    }
+
+    static func data(_ payload: some Encodable) -> Response {
+        make(Envelope(ret: true, message: nil, reason: nil, data: payload))
+    }
+
+    static func make(_ envelope: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        let body = (try? encoder.encode(envelope)) ?? Data(#"{"ret":false,"message":"内部错误"}"#.utf8)
+        var fields = headers
+        fields[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}

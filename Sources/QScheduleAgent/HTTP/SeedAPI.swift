@@ -1,0 +1,179 @@
+import Foundation
+import Hummingbird
+
+/// The endpoint logic of the seed interface for this host (DESIGN §2), independent of routing.
+struct SeedAPI: Sendable {
+    let runner: TaskRunner
+    let store: AgentStore
+    let identity: AgentIdentity
+    let settings: AgentSettings
+
+    // MARK: Health
+
+    func health() -> Response {
+        EnvelopeResponse.success(message: "ok")
+    }
+
+    func ready() async -> Response {
+        if await runner.isDraining {
+            return EnvelopeResponse.failure("draining", reason: "draining", status: .serviceUnavailable)
+        }
+        return EnvelopeResponse.success(message: "ready")
+    }
+
+    // MARK: Jobs
+
+    /// `POST /api2/jobs/on.do` and `off.do`: all named jobs change, or none.
+    func setJobs(enabled: Bool, body: JSONValue?) async -> Response {
+        let failure = enabled ? SeedMessage.enableFailed : SeedMessage.disableFailed
+        guard let list = body?.objectValue?["jobs"]?.arrayValue, !list.isEmpty,
+              list.allSatisfy({ Identifier.isJobName($0.stringValue) }) else {
+            return EnvelopeResponse.failure(SeedMessage.badRequest)
+        }
+        let names = list.compactMap(\.stringValue)
+        do {
+            guard try await runner.setEnabled(enabled, jobs: names) else {
+                return EnvelopeResponse.failure(failure, reason: FailureReason.jobNotFound)
+            }
+        } catch {
+            return EnvelopeResponse.failure(failure, reason: FailureReason.storeUnavailable)
+        }
+        return EnvelopeResponse.success(message: SeedMessage.ok)
+    }
+
+    /// `GET /api2/jobs/$job_name.do`.
+    func jobInfo(name: String?) async -> Response {
+        guard let name, Identifier.isJobName(name) else { return EnvelopeResponse.failure(SeedMessage.badRequest) }
+        guard let config = await runner.jobConfig(name), let enabled = await runner.isEnabled(name) else {
+            return EnvelopeResponse.failure(SeedMessage.jobNotFound)
+        }
+        let state: JobStateRecord
+        do {
+            state = try store.jobState(name)
+        } catch {
+            return EnvelopeResponse.failure(SeedMessage.queryFailed, reason: FailureReason.storeUnavailable)
+        }
+        return EnvelopeResponse.data(JobView(config: config, settings: settings, enabled: enabled, state: state))
+    }
+
+    // MARK: Tasks
+
+    /// `POST /api2/tasks.do`: run the job on this host now. `ret:true` means journaled.
+    func dispatch(body: JSONValue?) async -> Response {
+        guard let object = body?.objectValue, let job = object["job"]?.stringValue, Identifier.isJobName(job) else {
+            return EnvelopeResponse.failure(SeedMessage.badRequest)
+        }
+        let param: JSONValue
+        switch object["param"] {
+        case nil, .null?: param = .object([:])
+        case .object?: param = object["param"]!
+        default: return EnvelopeResponse.failure(SeedMessage.badRequest)
+        }
+        var taskID: String?
+        if let given = object["taskId"] {
+            guard let text = given.stringValue, Identifier.isTaskID(text) else {
+                return EnvelopeResponse.failure(SeedMessage.badRequest)
+            }
+            taskID = text
+        }
+        switch await runner.dispatch(job: job, param: param, taskID: taskID) {
+        case .accepted(let id):
+            return EnvelopeResponse.success(message: id)
+        case .refused(let reason):
+            return EnvelopeResponse.failure(SeedMessage.retryFailed, reason: reason.rawValue)
+        case .journalFailed:
+            return EnvelopeResponse.failure(SeedMessage.internalError, reason: FailureReason.journalFailed)
+        }
+    }
+
+    // MARK: Workers
+
+    /// `GET /api2/workers/$job_name.do`: the workers of the job this agent vouches for (itself).
+    func workers(job name: String?) async -> Response {
+        guard let name, Identifier.isJobName(name) else { return EnvelopeResponse.failure(SeedMessage.badRequest) }
+        guard await runner.jobConfig(name) != nil else { return EnvelopeResponse.failure(SeedMessage.jobNotFound) }
+        let state: JobStateRecord
+        do {
+            state = try store.jobState(name)
+        } catch {
+            return EnvelopeResponse.failure(SeedMessage.queryFailed, reason: FailureReason.storeUnavailable)
+        }
+        let address = identity.address
+        return EnvelopeResponse.data([WorkerView(address: address, canSchedule: state.canSchedule, hostname: address, jobName: name)])
+    }
+
+    /// `POST /api2/workers/state.do`: take known workers on or offline. This agent knows
+    /// itself only, so taking it offline leaves the job no worker and is refused.
+    func setWorkers(body: JSONValue?) async -> Response {
+        guard let object = body?.objectValue, let job = object["jobName"]?.stringValue, Identifier.isJobName(job) else {
+            return EnvelopeResponse.failure(SeedMessage.badRequest)
+        }
+        let workers: [String: JSONValue]
+        switch object["workers"] {
+        case .string(let text)?:
+            guard let parsed = JSONValue(parsing: text)?.objectValue else {
+                return EnvelopeResponse.failure(SeedMessage.workersJSONInvalid)
+            }
+            workers = parsed
+        case .object(let parsed)?:
+            workers = parsed
+        default:
+            return EnvelopeResponse.failure(SeedMessage.badRequest)
+        }
+        var wanted: [(address: ListenAddress, online: Bool)] = []
+        for (key, value) in workers {
+            guard let address = ListenAddress(parsing: key), IPAddress(address.host) != nil, let online = value.boolValue else {
+                return EnvelopeResponse.failure(SeedMessage.workersJSONInvalid)
+            }
+            wanted.append((address, online))
+        }
+        guard !wanted.isEmpty else { return EnvelopeResponse.failure(SeedMessage.workersJSONInvalid) }
+        guard await runner.jobConfig(job) != nil else {
+            return EnvelopeResponse.failure(SeedMessage.operationFailed, reason: FailureReason.jobNotFound)
+        }
+        let mine = wanted.filter { IPAddress($0.address.host)?.unmapped == identity.ip.unmapped && $0.address.port == identity.port }
+        let unknownCount = wanted.count - mine.count
+        if !mine.isEmpty {
+            guard mine.allSatisfy(\.online) else { return EnvelopeResponse.failure(SeedMessage.allWorkersOffline) }
+            do {
+                try await runner.setCanSchedule(true, job: job)
+            } catch {
+                return EnvelopeResponse.failure(SeedMessage.operationFailed, reason: FailureReason.storeUnavailable)
+            }
+        }
+        if unknownCount > 0 {
+            return EnvelopeResponse.failure(SeedMessage.someWorkersNotApplied, reason: FailureReason.unknownWorker)
+        }
+        return EnvelopeResponse.success(message: SeedMessage.ok)
+    }
+
+    // MARK: Check
+
+    /// `GET /api/check/$ip.do`: every job with a running or queued task on this host.
+    func check(ip text: String?) async -> Response {
+        guard let text, let ip = IPAddress(text) else { return EnvelopeResponse.failure(SeedMessage.badRequest) }
+        guard identity.isThisHost(ip) else {
+            return EnvelopeResponse.failure(SeedMessage.queryFailed, reason: FailureReason.notThisHost)
+        }
+        let active = await runner.activeJobs()
+        guard !active.isEmpty else { return EnvelopeResponse.data([JobView]()) }
+        let states: [String: JobStateRecord]
+        do {
+            states = try store.jobStates()
+        } catch {
+            return EnvelopeResponse.failure(SeedMessage.queryFailed, reason: FailureReason.storeUnavailable)
+        }
+        let now = Date().epochMilliseconds
+        var views: [JobView] = []
+        for job in active {
+            guard let config = await runner.jobConfig(job.name), let enabled = await runner.isEnabled(job.name) else { continue }
+            var view = JobView(config: config, settings: settings, enabled: enabled, state: states[job.name] ?? JobStateRecord(name: job.name))
+            let since = job.oldestStart ?? job.oldestQueued ?? now
+            view.lastRun = since
+            view.lastDuration = max(0, now - since)
+            view.lastUpdate = now
+            views.append(view)
+        }
+        return EnvelopeResponse.data(views)
+    }
+}

@@ -1,0 +1,29 @@
+/// The message strings of the seed interface, byte for byte (DESIGN §2,
+/// `seed/qschedule-http-interface.txt`). Seed clients match on these.
+public enum SeedMessage {
+    public static let badRequest = "参数错误"
+    public static let authFailed = "授权失败"
+    public static let enableFailed = "启用失败"
+    public static let disableFailed = "停止失败"
+    public static let ok = "操作成功"
+    public static let jobNotFound = "job不存在"
+    public static let queryFailed = "查询失败"
+    public static let retryFailed = "重试失败"
+    public static let internalError = "内部错误"
+    public static let workersJSONInvalid = "workers json 格式非法"
+    public static let allWorkersOffline = "所有机器不能全部下线"
+    public static let someWorkersNotApplied = "可能存在未操作成功的机器,请调用查看接口验证"
+    public static let operationFailed = "操作失败"
+}
+
+/// Stable snake_case codes added as `reason` to `ret:false` answers.
+public enum FailureReason {
+    public static let jobNotFound = "job_not_found"
+    public static let notThisHost = "not_this_host"
+    public static let storeUnavailable = "store_unavailable"
+    public static let journalFailed = "journal_failed"
+    public static let unknownWorker = "unknown_worker"
+    public static let notFound = "not_found"
+    public static let methodNotAllowed = "method_not_allowed"
+    public static let bodyTooLarge = "body_too_large"
+}

@@ -1,0 +1,64 @@
+import Foundation
+
+/// A job handler compiled into the agent: `import QScheduleAgent`, conform, register.
+///
+/// A handler that returns normally succeeds (`lastState` 200); one that throws fails (500).
+/// Handlers should honour task cancellation (`Task.isCancelled`, `try Task.checkCancellation()`):
+/// the agent cancels the task on timeout or kill.
+public protocol JobHandler: Sendable {
+    /// Runs one task.
+    func run(_ context: TaskContext) async throws
+}
+
+/// A ``JobHandler`` made from a closure, for the simple case.
+public struct ClosureJobHandler: JobHandler {
+    private let body: @Sendable (TaskContext) async throws -> Void
+
+    /// Wraps `body` as a handler.
+    public init(_ body: @escaping @Sendable (TaskContext) async throws -> Void) {
+        self.body = body
+    }
+
+    public func run(_ context: TaskContext) async throws {
+        try await body(context)
+    }
+}
+
+/// What a handler knows about the task it runs.
+public struct TaskContext: Sendable {
+    /// The task id (caller-given or generated in the seed's shape).
+    public let taskID: String
+    /// The job name.
+    public let job: String
+    /// The task's param object as sent.
+    public let param: JSONValue
+    /// 1 for the first run of this task id.
+    public let attempt: Int
+    /// When the agent will stop the task, or `nil` when the job has no timeout.
+    public let deadline: Date?
+    /// Writes into this task's log file.
+    public let log: TaskLog
+}
+
+/// The handlers compiled into an agent binary, by job name.
+public struct HandlerRegistry: Sendable {
+    private(set) var handlers: [String: any JobHandler] = [:]
+
+    /// An empty registry.
+    public init() {}
+
+    /// Registers `handler` for jobs named `name`; a later registration replaces an earlier one.
+    public mutating func register(_ name: String, _ handler: some JobHandler) {
+        handlers[name] = handler
+    }
+
+    /// Registers a closure for jobs named `name`.
+    public mutating func register(_ name: String, _ body: @escaping @Sendable (TaskContext) async throws -> Void) {
+        handlers[name] = ClosureJobHandler(body)
+    }
+
+    /// The handler registered under `name`.
+    public func handler(named name: String) -> (any JobHandler)? {
+        handlers[name]
+    }
+}

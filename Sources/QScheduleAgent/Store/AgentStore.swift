@@ -1,0 +1,202 @@
+import Foundation
+import GRDB
+
+/// The embedded SQLite store under `data_dir` (DESIGN §4): job state and the task journal.
+///
+/// One file, WAL mode, `synchronous=FULL`, so that a dispatch acknowledged after
+/// ``insertTask(_:)`` returns survives a crash of the agent or the machine.
+public final class AgentStore: Sendable {
+    /// Errors the store reports in terms the agent acts on.
+    public enum StoreError: Error, Equatable {
+        /// A task with this id is already journaled.
+        case duplicateTask
+    }
+
+    /// The database file path.
+    public let path: String
+    private let pool: DatabasePool
+
+    /// Opens (creating when needed) `qagent.sqlite` inside `dataDirectory` and migrates it.
+    public init(dataDirectory: String) throws {
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        path = URL(fileURLWithPath: dataDirectory).appendingPathComponent("qagent.sqlite").path
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+    }
+
+    /// Closes the database; every later call throws. Used at shutdown and by fault tests.
+    public func close() throws {
+        try pool.close()
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE job_state (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    enabled INTEGER,
+                    can_schedule INTEGER NOT NULL DEFAULT 1,
+                    last_run INTEGER NOT NULL DEFAULT 0,
+                    last_state INTEGER NOT NULL DEFAULT 0,
+                    last_duration INTEGER NOT NULL DEFAULT 0,
+                    last_update INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE TABLE task (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    job TEXT NOT NULL,
+                    param TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    result INTEGER NOT NULL DEFAULT 0,
+                    attempt INTEGER NOT NULL DEFAULT 1,
+                    trigger TEXT NOT NULL,
+                    accepted_at INTEGER NOT NULL,
+                    scheduled_at INTEGER,
+                    start_time INTEGER,
+                    end_time INTEGER,
+                    duration INTEGER,
+                    pid INTEGER,
+                    exit_code INTEGER,
+                    signal INTEGER,
+                    message TEXT NOT NULL DEFAULT ''
+                );
+                CREATE INDEX task_unfinished ON task(status) WHERE status != 'finished';
+                """)
+        }
+        return migrator
+    }
+
+    // MARK: Job state
+
+    /// Every stored job state, by name.
+    public func jobStates() throws -> [String: JobStateRecord] {
+        try pool.read { db in
+            var states: [String: JobStateRecord] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM job_state") {
+                let state = Self.jobState(row)
+                states[state.name] = state
+            }
+            return states
+        }
+    }
+
+    /// The stored state of one job, or a fresh default when it has none yet.
+    public func jobState(_ name: String) throws -> JobStateRecord {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM job_state WHERE name = ?", arguments: [name]).map(Self.jobState)
+                ?? JobStateRecord(name: name)
+        }
+    }
+
+    /// Sets `enabled` for all `names` in one transaction: all change or none.
+    public func setEnabled(_ enabled: Bool, jobs names: [String]) throws {
+        try pool.write { db in
+            for name in names {
+                try db.execute(sql: """
+                    INSERT INTO job_state (name, enabled) VALUES (?, ?)
+                    ON CONFLICT(name) DO UPDATE SET enabled = excluded.enabled
+                    """, arguments: [name, enabled])
+            }
+        }
+    }
+
+    /// Sets whether this host takes work for `job`.
+    public func setCanSchedule(_ canSchedule: Bool, job name: String) throws {
+        try pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO job_state (name, can_schedule) VALUES (?, ?)
+                ON CONFLICT(name) DO UPDATE SET can_schedule = excluded.can_schedule
+                """, arguments: [name, canSchedule])
+        }
+    }
+
+    private static func jobState(_ row: Row) -> JobStateRecord {
+        JobStateRecord(
+            name: row["name"],
+            enabled: row["enabled"],
+            canSchedule: row["can_schedule"],
+            lastRun: row["last_run"],
+            lastState: row["last_state"],
+            lastDuration: row["last_duration"],
+            lastUpdate: row["last_update"]
+        )
+    }
+
+    // MARK: Tasks
+
+    /// Journals a new task durably. Throws ``StoreError/duplicateTask`` when the id exists.
+    public func insertTask(_ task: TaskRecord) async throws {
+        do {
+            try await pool.write { db in
+                try db.execute(sql: """
+                    INSERT INTO task (id, job, param, status, result, attempt, trigger, accepted_at, scheduled_at, message)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [
+                        task.id, task.job, task.param, task.status.rawValue, task.result.rawValue, task.attempt,
+                        task.trigger.rawValue, task.acceptedAt, task.scheduledAt, task.message,
+                    ])
+            }
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY {
+            throw StoreError.duplicateTask
+        }
+    }
+
+    /// One task by id, or `nil`.
+    public func task(_ id: String) throws -> TaskRecord? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [id]).map(Self.task)
+        }
+    }
+
+    /// Records that a task started (and, for a command, its process id).
+    public func markRunning(_ id: String, startTime: Int64, pid: Int32?) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE task SET status = 'running', start_time = ?, pid = ? WHERE id = ?",
+                arguments: [startTime, pid, id])
+        }
+    }
+
+    /// Records a finished task and the job's `last*` fields in one transaction.
+    public func finishTask(_ completion: TaskCompletion) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE task SET status = 'finished', result = ?, start_time = ?, end_time = ?, duration = ?,
+                    exit_code = ?, signal = ?, message = ? WHERE id = ?
+                """, arguments: [
+                    completion.result.rawValue, completion.startTime, completion.endTime, completion.duration,
+                    completion.exitCode, completion.signal, completion.message, completion.taskID,
+                ])
+            try db.execute(sql: """
+                INSERT INTO job_state (name, last_run, last_state, last_duration, last_update) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(name) DO UPDATE SET last_run = excluded.last_run, last_state = excluded.last_state,
+                    last_duration = excluded.last_duration, last_update = excluded.last_update
+                """, arguments: [
+                    completion.job, completion.startTime, completion.result.rawValue, completion.duration, completion.endTime,
+                ])
+        }
+    }
+
+    private static func task(_ row: Row) -> TaskRecord {
+        var task = TaskRecord(
+            id: row["id"], job: row["job"], param: row["param"],
+            trigger: TaskTrigger(rawValue: row["trigger"]) ?? .dispatch,
+            acceptedAt: row["accepted_at"], attempt: row["attempt"])
+        task.status = TaskStatus(rawValue: row["status"]) ?? .finished
+        task.result = TaskResult(rawValue: row["result"]) ?? .none
+        task.scheduledAt = row["scheduled_at"]
+        task.startTime = row["start_time"]
+        task.endTime = row["end_time"]
+        task.duration = row["duration"]
+        task.pid = row["pid"]
+        task.exitCode = row["exit_code"]
+        task.signal = row["signal"]
+        task.message = row["message"]
+        return task
+    }
+}
