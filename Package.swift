@@ -46,6 +46,7 @@ let package = Package(
             name: "QScheduleAgentTests",
             dependencies: [
                 "QScheduleAgent",
+                "qagent",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
