@@ -43,6 +43,9 @@ struct TOMLKeyLocator {
     func line(table: String, index: Int = 0, key: String?) -> Int? {
         guard let section = sections.first(where: { $0.name == table && $0.index == index }) else { return nil }
         if let key, let line = section.keys[key] { return line }
+        if let key, let nested = sections.first(where: { $0.name == (table.isEmpty ? key : "\(table).\(key)") }) {
+            return nested.headerLine
+        }
         return section.headerLine
     }
 

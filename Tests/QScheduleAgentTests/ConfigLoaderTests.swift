@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+@testable import QScheduleAgent
+
+@Suite("agent.conf")
+struct ConfigLoaderTests {
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static let minimal = """
+        [agent]
+        token = "t"
+
+        """
+
+    func parse(_ text: String, environment: [String: String] = [:]) throws -> AgentConfig {
+        try ConfigLoader.parse(text, fileName: "agent.conf", baseDirectory: "/srv/qagent", environment: environment)
+    }
+
+    func error(_ text: String, environment: [String: String] = [:]) -> String {
+        do {
+            _ = try parse(text, environment: environment)
+            return "no error"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test("agent.conf.example loads as-is, with its demo jobs")
+    func exampleLoads() throws {
+        let path = Self.repositoryRoot.appendingPathComponent("agent.conf.example").path
+        let config = try ConfigLoader.load(path: path, environment: [:])
+        #expect(config.jobs.count >= 3)
+        #expect(config.agent.tokens == ["demo-token-change-me"])
+        #expect(config.agent.dataDir == Self.repositoryRoot.appendingPathComponent("data").path)
+        let report = try #require(config.jobs.first { $0.name == "qschedule.demo.report" })
+        #expect(report.command?.first == Self.repositoryRoot.appendingPathComponent("examples/jobs/report.sh").path)
+        #expect(FileManager.default.isExecutableFile(atPath: report.command![0]))
+    }
+
+    @Test("defaults and values are read with their types")
+    func values() throws {
+        let config = try parse("""
+            [agent]
+            app_name = "a"
+            app_id = 3
+            listen = "[::1]:8080"
+            advertise_ip = "10.0.0.5"
+            data_dir = "state"
+            token = ["one", "two"]
+            timezone = "Asia/Shanghai"
+            max_running = 2
+            max_queued = 0
+
+            [report]
+            url = "http://r.example/api2/agent/report.do"
+
+            [[job]]
+            name = "j.1"
+            command = ["/bin/echo", "hi"]
+            recover = "discard"
+            timeout = 9
+            overlap = "cover"
+            enabled = false
+            """)
+        #expect(config.agent.listen == ListenAddress(host: "::1", port: 8080))
+        #expect(config.agent.advertiseIP == "10.0.0.5")
+        #expect(config.agent.dataDir == "/srv/qagent/state")
+        #expect(config.agent.tokens == ["one", "two"])
+        #expect(config.agent.timeZone.identifier == "Asia/Shanghai")
+        #expect(config.agent.maxQueued == 0)
+        #expect(config.reportURL?.host == "r.example")
+        let job = try #require(config.jobs.first)
+        #expect(job.command == ["/bin/echo", "hi"])
+        #expect(job.recover == .discard)
+        #expect(job.overlap == .cover)
+        #expect(job.timeout == 9)
+        #expect(job.enabled == false)
+        #expect(job.maxQueued == 100)
+    }
+
+    @Test("unknown keys and bad values name the file, line and key", arguments: [
+        ("[agent]\ntoken = \"t\"\nlisten_port = 1\n", "agent.conf:3: [agent] listen_port: unknown key"),
+        ("[agent]\ntoken = \"t\"\nlisten = \"nope\"\n", "agent.conf:3: [agent] listen: must be \"ip:port\""),
+        ("[agent]\ntoken = \"t\"\nlisten = \"1.2.3.4:70000\"\n", "agent.conf:3: [agent] listen:"),
+        ("[agent]\ntoken = \"t\"\nadvertise_ip = \"host\"\n", "agent.conf:3: [agent] advertise_ip: must be an IPv4 or IPv6 literal"),
+        ("[agent]\ntoken = \"t\"\ntimezone = \"Mars/Base\"\n", "agent.conf:3: [agent] timezone: unknown IANA time zone"),
+        ("[agent]\ntoken = \"t\"\nmax_running = 0\n", "agent.conf:3: [agent] max_running: must be >= 1"),
+        ("[agent]\ntoken = \"t\"\nmax_running = \"4\"\n", "agent.conf:3: [agent] max_running: must be an integer"),
+        ("[agent]\ntoken = 5\n", "agent.conf:2: [agent] token: must be a string or an array of strings"),
+        ("[agent]\ntoken = \"t\"\n[report]\nurl = \"ftp://x\"\n", "agent.conf:4: [report] url: must be an http:// or https:// URL"),
+        ("[agent]\ntoken = \"t\"\n[extra]\n", "agent.conf:3: top level extra: unknown key"),
+        (minimal + "[[job]]\nname = \"a\"\ncommand = [\"/bin/true\"]\n\n[[job]]\nname = \"b\"\ncommand = \"/bin/true\"\n",
+         "agent.conf:9: [[job]] \"b\" command: must be an array of strings"),
+        (minimal + "[[job]]\nname = \"a\"\ncomand = [\"/bin/true\"]\n", "agent.conf:5: [[job]] \"a\" comand: unknown key"),
+        (minimal + "[[job]]\nname = \"a b\"\n", "agent.conf:4: [[job]] #1 name: must be 1-128 of"),
+        (minimal + "[[job]]\ndesc = \"x\"\n", "agent.conf:3: [[job]] #1 name: is required"),
+        (minimal + "[[job]]\nname = \"a\"\ntimeout = -1\n", "agent.conf:5: [[job]] \"a\" timeout: must be >= 0"),
+        (minimal + "[[job]]\nname = \"a\"\noverlap = \"parallel\"\n", "agent.conf:5: [[job]] \"a\" overlap: must be one of \"concurrent\", \"serial\", \"discard\", \"cover\", got \"parallel\""),
+        (minimal + "[[job]]\nname = \"a\"\nrecover = \"again\"\n", "agent.conf:5: [[job]] \"a\" recover: must be one of"),
+        (minimal + "[[job]]\nname = \"a\"\nenabled = \"yes\"\n", "agent.conf:5: [[job]] \"a\" enabled: must be true or false"),
+        (minimal + "[[job]]\nname = \"a\"\ncommand = []\n", "agent.conf:5: [[job]] \"a\" command: must name a program"),
+        (minimal + "[[job]]\nname = \"a\"\n[[job]]\nname = \"a\"\n", "agent.conf:6: [[job]] name: \"a\" is declared twice"),
+        ("[agent]\ntoken = \"t\"\nlisten = \n", "agent.conf:3: not valid TOML"),
+    ])
+    func rejects(text: String, expected: String) {
+        let message = error(text)
+        #expect(message.hasPrefix(expected), "got: \(message)")
+    }
+
+    @Test("the agent refuses to start with no token; QAGENT_TOKEN overrides the file")
+    func tokens() throws {
+        #expect(error("[agent]\nlisten = \"127.0.0.1:1\"\n").contains("no token configured"))
+        #expect(error("[agent]\ntoken = \"  \"\n").contains("no token configured"))
+        #expect(error("").contains("no token configured"))
+        let fromEnvironment = try parse("[agent]\ntoken = \"file\"\n", environment: ["QAGENT_TOKEN": "env1,env2"])
+        #expect(fromEnvironment.agent.tokens == ["env1", "env2"])
+        let onlyEnvironment = try parse("", environment: ["QAGENT_TOKEN": "env"])
+        #expect(onlyEnvironment.agent.tokens == ["env"])
+    }
+
+    @Test("token_file holds one token per line")
+    func tokenFile() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "alpha\nbeta\n\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
+        let config = try ConfigLoader.parse("[agent]\ntoken_file = \"token\"\n", baseDirectory: dir)
+        #expect(config.agent.tokens == ["alpha", "beta"])
+        #expect(throws: ConfigError.self) { try ConfigLoader.parse("[agent]\ntoken_file = \"missing\"\n", baseDirectory: dir) }
+    }
+
+    @Test("a job without command needs a compiled-in Swift handler of its name")
+    func swiftHandlerRequired() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let config = try ConfigLoader.parse(agentTOML(dataDir: dir) + "[[job]]\nname = \"swift.job\"\n", baseDirectory: dir)
+        #expect(throws: ConfigError.self) { try Agent(config: config) }
+        var handlers = HandlerRegistry()
+        handlers.register("swift.job") { _ in }
+        _ = try Agent(config: config, handlers: handlers)
+    }
+}

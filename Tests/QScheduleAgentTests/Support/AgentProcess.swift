@@ -1,0 +1,150 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Synchronization
+@testable import QScheduleAgent
+
+/// The real `qagent` binary, started on port 0 with a temporary `data_dir`, spoken to over
+/// real HTTP on loopback.
+/// `Process` is not marked Sendable; the handle is only read (pid, status) after `run()`.
+final class AgentProcess: @unchecked Sendable {
+    /// The `qagent` executable built next to the test bundle.
+    static var binary: String {
+        let testBinary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        var folder = testBinary.deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: folder.appendingPathComponent("qagent").path), folder.path != "/" {
+            folder = folder.deletingLastPathComponent()
+        }
+        return folder.appendingPathComponent("qagent").path
+    }
+
+    let dataDir: String
+    let configPath: String
+    let process: Process
+    let port: Int
+    private let output: OutputBuffer
+
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// Starts an agent with `jobs` (TOML; `$DATA_DIR` is replaced) in `dataDir` (a new
+    /// temporary folder when `nil`) and waits until it listens.
+    static func start(jobs: String, dataDir: String? = nil, agentExtra: String = "") async throws -> AgentProcess {
+        let dir = try dataDir ?? makeTemporaryDirectory()
+        let configPath = dir + "/agent.conf"
+        try (agentTOML(dataDir: dir, extra: agentExtra) + jobs.replacingOccurrences(of: "$DATA_DIR", with: dir))
+            .write(toFile: configPath, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["run", "--config", configPath]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        let output = OutputBuffer()
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let chunk = handle.availableData
+            guard !chunk.isEmpty else {
+                handle.readabilityHandler = nil
+                return
+            }
+            output.append(chunk)
+        }
+        try process.run()
+        let deadline = Date().addingTimeInterval(20)
+        var port: Int?
+        while port == nil {
+            guard process.isRunning, Date() < deadline else {
+                throw AgentProcessError(description: "agent did not start: \(output.text)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+            let text = output.text
+            if let range = text.range(of: #"address=127\.0\.0\.1:[0-9]+"#, options: .regularExpression) {
+                port = Int(text[range].split(separator: ":").last ?? "")
+            }
+        }
+        return AgentProcess(dataDir: dir, configPath: configPath, process: process, port: port!, output: output)
+    }
+
+    private init(dataDir: String, configPath: String, process: Process, port: Int, output: OutputBuffer) {
+        self.dataDir = dataDir
+        self.configPath = configPath
+        self.process = process
+        self.port = port
+        self.output = output
+    }
+
+    /// Everything the agent printed (stdout and stderr) so far.
+    var log: String { output.text }
+
+    /// Sends `signal` and waits for the process to exit; returns its exit status.
+    @discardableResult
+    func stop(signal: Int32 = SIGTERM, timeout: Double = 30) async throws -> Int32 {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning {
+            guard Date() < deadline else {
+                kill(process.processIdentifier, SIGKILL)
+                throw AgentProcessError(description: "agent did not exit within \(timeout)s")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return process.terminationStatus
+    }
+
+    /// SIGKILL, without waiting: for `defer` when a test ends early.
+    func killNow() {
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+    }
+
+    /// Starts an agent, runs `body`, then kills the agent and removes its data folder,
+    /// whether `body` succeeded or threw.
+    static func with(jobs: String, agentExtra: String = "", _ body: (AgentProcess) async throws -> Void) async throws {
+        let agent = try await start(jobs: jobs, agentExtra: agentExtra)
+        defer { try? FileManager.default.removeItem(atPath: agent.dataDir) }
+        defer { agent.killNow() }
+        try await body(agent)
+    }
+
+    /// Sends a request over real HTTP; `token: nil` omits the header.
+    func call(_ method: String, _ path: String, token: String? = testToken, body: Data? = nil) async throws -> Reply {
+        var request = URLRequest(url: URL(string: baseURL + path)!, timeoutInterval: 30)
+        request.httpMethod = method
+        if let token { request.setValue(token, forHTTPHeaderField: "Q-Server-Token") }
+        request.httpBody = body
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let text = String(decoding: data, as: UTF8.self)
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        return Reply(status: .init(code: status), json: JSONValue(parsing: data) ?? .null, text: text)
+    }
+
+    func call(_ method: String, _ path: String, token: String? = testToken, json: String) async throws -> Reply {
+        try await call(method, path, token: token, body: Data(json.utf8))
+    }
+
+    /// Runs `qagent ARGS` to completion; returns its exit status and output.
+    static func runCLI(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = try pipe.fileHandleForReading.readToEnd() ?? Data()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// Collects a child's output from the pipe's reader thread.
+final class OutputBuffer: Sendable {
+    private let data = Mutex(Data())
+
+    func append(_ chunk: Data) { data.withLock { $0.append(chunk) } }
+
+    var text: String { data.withLock { String(decoding: $0, as: UTF8.self) } }
+}
+
+struct AgentProcessError: Error, CustomStringConvertible {
+    var description: String
+}
