@@ -107,8 +107,8 @@ public enum OverlapPolicy: String, Sendable, CaseIterable {
 public struct JobConfig: Sendable {
     public var name: String
     public var desc: String = ""
-    /// The Quartz cron expression as written; `nil` when the job is only dispatched.
-    public var cron: String?
+    /// The Quartz cron expression; `nil` when the job is only dispatched.
+    public var cron: CronExpression?
     /// argv of a command handler; `nil` means a Swift handler registered under `name`.
     public var command: [String]?
     public var recover: RecoverPolicy = .retry

@@ -138,8 +138,11 @@ public enum ConfigLoader {
         var job = JobConfig(name: name)
         job.desc = try reader.string("desc") ?? ""
         if let cron = try reader.string("cron") {
-            guard !cron.trimmingCharacters(in: .whitespaces).isEmpty else { throw reader.error("cron", "must not be empty") }
-            job.cron = cron
+            do {
+                job.cron = try CronExpression(cron)
+            } catch {
+                throw reader.error("cron", "\(error)")
+            }
         }
         if let commandValue = table["command"] {
             guard let list = commandValue.array, list.allSatisfy({ $0.string != nil }) else {

@@ -23,7 +23,7 @@ struct JobView: Encodable, Sendable {
         appName = settings.appName
         name = config.name
         desc = config.desc
-        cron = config.cron ?? ""
+        cron = config.cron?.description ?? ""
         self.state = enabled
         recover = config.recover.rawValue
         timeout = config.timeout

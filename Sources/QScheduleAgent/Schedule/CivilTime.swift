@@ -1,0 +1,126 @@
+import Foundation
+
+/// A wall-clock date and time (proleptic Gregorian), with the calendar arithmetic the cron
+/// engine needs, done in integers — no `Calendar` in the hot path.
+struct CivilTime: Hashable, Sendable, Comparable, CustomStringConvertible {
+    var year: Int
+    var month: Int
+    var day: Int
+    var hour: Int
+    var minute: Int
+    var second: Int
+
+    /// Days since 1970-01-01 for a civil date (Howard Hinnant's `days_from_civil`).
+    static func days(year: Int, month: Int, day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+
+    /// The civil date of a day count since 1970-01-01 (`civil_from_days`).
+    static func date(days: Int) -> (year: Int, month: Int, day: Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+
+    static func isLeap(_ year: Int) -> Bool {
+        year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+    }
+
+    static func daysInMonth(year: Int, month: Int) -> Int {
+        switch month {
+        case 2: return isLeap(year) ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
+    /// Day of week in Quartz numbering: 1 = Sunday ... 7 = Saturday.
+    static func weekday(year: Int, month: Int, day: Int) -> Int {
+        // 1970-01-01 was a Thursday (5).
+        let d = days(year: year, month: month, day: day)
+        return ((d % 7 + 7) % 7 + 4) % 7 + 1
+    }
+
+    /// Seconds since the epoch if this wall time were UTC.
+    var secondsAsUTC: Int64 {
+        Int64(Self.days(year: year, month: month, day: day)) * 86_400 + Int64(hour * 3600 + minute * 60 + second)
+    }
+
+    init(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) {
+        self.year = year
+        self.month = month
+        self.day = day
+        self.hour = hour
+        self.minute = minute
+        self.second = second
+    }
+
+    /// The wall time `seconds` after the epoch on a UTC clock.
+    init(secondsAsUTC seconds: Int64) {
+        let days = Int((seconds >= 0 ? seconds : seconds - 86_399) / 86_400)
+        let rest = Int(seconds - Int64(days) * 86_400)
+        let date = Self.date(days: days)
+        self.init(year: date.year, month: date.month, day: date.day, hour: rest / 3600, minute: rest / 60 % 60, second: rest % 60)
+    }
+
+    static func < (lhs: CivilTime, rhs: CivilTime) -> Bool {
+        lhs.secondsAsUTC < rhs.secondsAsUTC
+    }
+
+    var description: String {
+        func pad(_ value: Int, _ width: Int = 2) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(year, 4))-\(pad(month))-\(pad(day))T\(pad(hour)):\(pad(minute)):\(pad(second))"
+    }
+}
+
+/// Converts between instants and wall times of one IANA zone, with the DST rules of the
+/// cron engine: a wall time in a gap maps forward by the gap's length (02:30 → 03:30, as a
+/// lenient calendar does); a wall time in an overlap has two instants, earlier first.
+struct ZoneClock: Sendable {
+    let timeZone: TimeZone
+
+    func offset(atSecond second: Int64) -> Int64 {
+        Int64(timeZone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(second))))
+    }
+
+    /// The wall time at an instant (seconds since the epoch).
+    func civil(atSecond second: Int64) -> CivilTime {
+        CivilTime(secondsAsUTC: second + offset(atSecond: second))
+    }
+
+    /// The instants showing `civil` on the wall clock: one normally, two (earlier first)
+    /// in an overlap; in a gap, the one instant the lenient rule maps it to.
+    func instants(of civil: CivilTime) -> [Int64] {
+        let local = civil.secondsAsUTC
+        let before = offset(atSecond: local - 86_400)
+        let after = offset(atSecond: local + 86_400)
+        if before == after {
+            let candidate = local - before
+            if offset(atSecond: candidate) == before { return [candidate] }
+            // A transition and its reversal within two days: fall back to an exact probe.
+            let probe = offset(atSecond: local - offset(atSecond: local))
+            return [local - probe]
+        }
+        var result: [Int64] = []
+        for offset in [before, after] {
+            let candidate = local - offset
+            if self.offset(atSecond: candidate) == offset, !result.contains(candidate) { result.append(candidate) }
+        }
+        if result.isEmpty { return [local - before] }  // gap: keep the offset in force before it
+        return result.sorted()
+    }
+}
