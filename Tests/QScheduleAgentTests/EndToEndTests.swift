@@ -160,3 +160,30 @@ struct EndToEndTests {
         }
     }
 }
+
+@Suite("End to end: cron")
+struct EndToEndCronTests {
+    @Test("a */2 * * * * ? job fires two seconds apart, through the real binary")
+    func everyTwoSeconds() async throws {
+        let jobs = """
+            [[job]]
+            name = "e2e.tick"
+            cron = "*/2 * * * * ?"
+            command = ["/bin/true"]
+
+            """
+        try await AgentProcess.with(jobs: jobs) { (agent: AgentProcess) async throws in
+            try await Task.sleep(for: .seconds(7))
+            #expect(try await agent.stop() == 0)
+            let tasks = try AgentStore(dataDirectory: agent.dataDir).tasks(job: "e2e.tick")
+            let scheduled = tasks.compactMap(\.scheduledAt)
+            #expect(scheduled.count >= 3, "\(scheduled)")
+            for (earlier, later) in zip(scheduled, scheduled.dropFirst()) { #expect(later - earlier == 2000) }
+            #expect(scheduled.allSatisfy { $0 % 2000 == 0 })
+            for task in tasks {
+                #expect(task.result == .succeeded)
+                #expect(task.startTime! - task.scheduledAt! < 1000, "fired late: \(task)")
+            }
+        }
+    }
+}

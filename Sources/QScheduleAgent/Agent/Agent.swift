@@ -17,6 +17,8 @@ public final class Agent: Sendable {
     public let store: AgentStore
     /// Admission, queues and execution.
     public let runner: TaskRunner
+    /// Fires cron jobs locally; `nil` when a central scheduler (`[scheduler] url`) drives this host.
+    public let scheduler: CronScheduler?
     /// Advertised IP and bound port.
     public let identity: AgentIdentity
     let logger: Logger
@@ -47,12 +49,15 @@ public final class Agent: Sendable {
         runner = try TaskRunner(
             jobs: jobs, states: try store.jobStates(), store: store, settings: config.agent,
             idGenerator: TaskIDGenerator(ip: identity.ipText, timeZone: config.agent.timeZone), logger: logger)
+        scheduler = config.schedulerURL == nil
+            ? CronScheduler(jobs: config.jobs, runner: runner, store: store, timeZone: config.agent.timeZone, logger: logger)
+            : nil
     }
 
     /// The HTTP interface's responder (used by ``makeApplication(onReady:)`` and in-process tests).
     func makeResponder() -> AgentHTTPResponder {
         AgentHTTPResponder(
-            api: SeedAPI(runner: runner, store: store, identity: identity, settings: config.agent),
+            api: SeedAPI(runner: runner, scheduler: scheduler, store: store, identity: identity, settings: config.agent),
             tokens: config.agent.tokens,
             maxBodyBytes: config.agent.maxRequestBytes)
     }
@@ -71,15 +76,15 @@ public final class Agent: Sendable {
             logger: logger)
     }
 
-    /// Runs until SIGTERM/SIGINT: the runner and the HTTP interface as one service group.
+    /// Runs until SIGTERM/SIGINT: the runner, the cron scheduler (standalone only) and the
+    /// HTTP interface as one service group, shut down in reverse order.
     /// On the signal the HTTP interface stops, running tasks get up to `shutdown_grace`
     /// seconds, then are cancelled (their process groups stopped).
     public func run(onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         var configuration = ServiceGroupConfiguration(
-            services: [
-                .init(service: runner),
-                .init(service: makeApplication(onReady: onReady)),
-            ],
+            services: [.init(service: runner)]
+                + (scheduler.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
+                + [.init(service: makeApplication(onReady: onReady))],
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [],
             logger: logger)

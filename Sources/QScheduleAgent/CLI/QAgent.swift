@@ -31,6 +31,7 @@ struct QAgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qagent",
         abstract: "The QSchedule worker-side agent: runs this host's jobs and serves the seed interface for it.",
+        version: AgentVersion.current,
         subcommands: [RunCommand.self, CheckCommand.self, CronCommand.self],
         defaultSubcommand: nil)
 }

@@ -91,6 +91,14 @@ public enum RecoverPolicy: String, Sendable, CaseIterable {
     case discard
 }
 
+/// What a start after downtime does about cron fires missed while the agent was down.
+public enum MisfirePolicy: String, Sendable, CaseIterable {
+    /// Missed fires are skipped (counted); the job next fires at its next time.
+    case skip
+    /// One fire happens at start, however many were missed.
+    case fireOnce = "fire_once"
+}
+
 /// What a new task of a job does while another task of the same job is active (DESIGN §3).
 public enum OverlapPolicy: String, Sendable, CaseIterable {
     /// Up to `max_concurrency` run at once; more wait in the job's queue.
@@ -112,6 +120,8 @@ public struct JobConfig: Sendable {
     /// argv of a command handler; `nil` means a Swift handler registered under `name`.
     public var command: [String]?
     public var recover: RecoverPolicy = .retry
+    /// What happens to fires missed while the agent was down.
+    public var misfire: MisfirePolicy = .skip
     /// Seconds; 0 = no timeout.
     public var timeout: Int = 0
     public var overlap: OverlapPolicy = .serial

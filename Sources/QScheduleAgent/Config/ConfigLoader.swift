@@ -133,7 +133,7 @@ public enum ConfigLoader {
         }
         let reader = TableReader(table: table, tableName: "job", index: index, label: "[[job]] \"\(name)\"", fileName: fileName, locator: locator)
         try reader.rejectUnknownKeys(allowed: [
-            "name", "desc", "cron", "command", "recover", "timeout", "overlap", "max_concurrency", "max_queued", "enabled",
+            "name", "desc", "cron", "misfire", "command", "recover", "timeout", "overlap", "max_concurrency", "max_queued", "enabled",
         ])
         var job = JobConfig(name: name)
         job.desc = try reader.string("desc") ?? ""
@@ -154,6 +154,7 @@ public enum ConfigLoader {
             job.command = [program] + argv.dropFirst()
         }
         job.recover = try reader.choice("recover", RecoverPolicy.self) ?? job.recover
+        job.misfire = try reader.choice("misfire", MisfirePolicy.self) ?? job.misfire
         job.timeout = try reader.int("timeout", range: 0...(365 * 86_400)) ?? job.timeout
         job.overlap = try reader.choice("overlap", OverlapPolicy.self) ?? job.overlap
         job.maxConcurrency = try reader.int("max_concurrency", range: 1...100_000) ?? job.maxConcurrency

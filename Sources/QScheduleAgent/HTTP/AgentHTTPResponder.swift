@@ -45,6 +45,7 @@ struct AgentHTTPResponder: HTTPResponder {
         table.add(.post, "/api2/tasks.do", requiresToken: true) { api, call in await api.dispatch(body: call.body) }
         table.add(.post, "/api2/workers/state.do", requiresToken: true) { api, call in await api.setWorkers(body: call.body) }
         table.add(.get, "/api2/workers/{}.do", requiresToken: true) { api, call in await api.workers(job: call.captured) }
+        table.add(.get, "/api2/agent/status.do", requiresToken: true) { api, _ in await api.status() }
         return table
     }
 

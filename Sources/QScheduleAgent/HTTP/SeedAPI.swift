@@ -4,6 +4,7 @@ import Hummingbird
 /// The endpoint logic of the seed interface for this host (DESIGN §2), independent of routing.
 struct SeedAPI: Sendable {
     let runner: TaskRunner
+    let scheduler: CronScheduler?
     let store: AgentStore
     let identity: AgentIdentity
     let settings: AgentSettings
@@ -19,6 +20,26 @@ struct SeedAPI: Sendable {
             return EnvelopeResponse.failure("draining", reason: "draining", status: .serviceUnavailable)
         }
         return EnvelopeResponse.success(message: "ready")
+    }
+
+    /// When the job next fires: the local scheduler's plan, or (driven centrally) the next
+    /// match of its cron from now; 0 when it has no cron or never fires again.
+    private func nextRun(_ config: JobConfig) async -> Int64 {
+        if let scheduler { return await scheduler.nextRun(config.name) ?? 0 }
+        return config.cron?.next(after: Date(), in: settings.timeZone)?.epochMilliseconds ?? 0
+    }
+
+    // MARK: Agent
+
+    /// `GET /api2/agent/status.do`.
+    func status() async -> Response {
+        let counts = await runner.counts
+        let cronCounts = await scheduler?.counts ?? CronScheduler.Counters()
+        let cronJobs = await runner.jobConfigs.filter { $0.cron != nil }.count
+        return EnvelopeResponse.data(StatusView(
+            address: identity.address, version: AgentVersion.current, draining: await runner.isDraining,
+            running: counts.running, queued: counts.waiting,
+            cron: .init(mode: scheduler == nil ? "central" : "local", jobs: cronJobs, fires: cronCounts.fires, skips: cronCounts.skips)))
     }
 
     // MARK: Jobs
@@ -53,7 +74,7 @@ struct SeedAPI: Sendable {
         } catch {
             return EnvelopeResponse.failure(SeedMessage.queryFailed, reason: FailureReason.storeUnavailable)
         }
-        return EnvelopeResponse.data(JobView(config: config, settings: settings, enabled: enabled, state: state))
+        return EnvelopeResponse.data(JobView(config: config, settings: settings, enabled: enabled, state: state, nextRun: await nextRun(config)))
     }
 
     // MARK: Tasks
@@ -167,7 +188,9 @@ struct SeedAPI: Sendable {
         var views: [JobView] = []
         for job in active {
             guard let config = await runner.jobConfig(job.name), let enabled = await runner.isEnabled(job.name) else { continue }
-            var view = JobView(config: config, settings: settings, enabled: enabled, state: states[job.name] ?? JobStateRecord(name: job.name))
+            var view = JobView(
+                config: config, settings: settings, enabled: enabled,
+                state: states[job.name] ?? JobStateRecord(name: job.name), nextRun: await nextRun(config))
             let since = job.oldestStart ?? job.oldestQueued ?? now
             view.lastRun = since
             view.lastDuration = max(0, now - since)

@@ -68,6 +68,11 @@ public final class AgentStore: Sendable {
                 CREATE INDEX task_unfinished ON task(status) WHERE status != 'finished';
                 """)
         }
+        migrator.registerMigration("v2-cron") { db in
+            // The scheduled time of the last cron fire considered (fired or skipped), so a
+            // start after downtime can tell which fires were missed.
+            try db.execute(sql: "ALTER TABLE job_state ADD COLUMN last_fire INTEGER")
+        }
         return migrator
     }
 
@@ -115,6 +120,23 @@ public final class AgentStore: Sendable {
         }
     }
 
+    /// Records the scheduled time of the last cron fire considered for `job`.
+    public func setLastFire(_ scheduledAt: Int64, job name: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO job_state (name, last_fire) VALUES (?, ?)
+                ON CONFLICT(name) DO UPDATE SET last_fire = excluded.last_fire
+                """, arguments: [name, scheduledAt])
+        }
+    }
+
+    /// Every task of `job` (tests and tools), oldest first by acceptance.
+    public func tasks(job name: String) throws -> [TaskRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM task WHERE job = ? ORDER BY accepted_at, rowid", arguments: [name]).map(Self.task)
+        }
+    }
+
     private static func jobState(_ row: Row) -> JobStateRecord {
         JobStateRecord(
             name: row["name"],
@@ -123,7 +145,8 @@ public final class AgentStore: Sendable {
             lastRun: row["last_run"],
             lastState: row["last_state"],
             lastDuration: row["last_duration"],
-            lastUpdate: row["last_update"]
+            lastUpdate: row["last_update"],
+            lastFire: row["last_fire"]
         )
     }
 

@@ -38,8 +38,10 @@ public struct JobStateRecord: Sendable, Equatable {
     public var lastState: Int
     public var lastDuration: Int64
     public var lastUpdate: Int64
+    /// Scheduled time (epoch ms) of the last cron fire considered, fired or skipped.
+    public var lastFire: Int64?
 
-    public init(name: String, enabled: Bool? = nil, canSchedule: Bool = true, lastRun: Int64 = 0, lastState: Int = 0, lastDuration: Int64 = 0, lastUpdate: Int64 = 0) {
+    public init(name: String, enabled: Bool? = nil, canSchedule: Bool = true, lastRun: Int64 = 0, lastState: Int = 0, lastDuration: Int64 = 0, lastUpdate: Int64 = 0, lastFire: Int64? = nil) {
         self.name = name
         self.enabled = enabled
         self.canSchedule = canSchedule
@@ -47,6 +49,7 @@ public struct JobStateRecord: Sendable, Equatable {
         self.lastState = lastState
         self.lastDuration = lastDuration
         self.lastUpdate = lastUpdate
+        self.lastFire = lastFire
     }
 }
 

@@ -64,9 +64,11 @@ struct InProcessAgent: Sendable {
         jobs: String,
         agentExtra: String = "",
         handlers: HandlerRegistry = HandlerRegistry(),
+        prepare: (String) async throws -> Void = { _ in },
         _ body: @Sendable (InProcessAgent) async throws -> Value
     ) async throws -> Value {
         let dir = try makeTemporaryDirectory()
+        try await prepare(dir)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let config = try ConfigLoader.parse(agentTOML(dataDir: dir, extra: agentExtra) + jobs.replacingOccurrences(of: "$DATA_DIR", with: dir), baseDirectory: dir)
         let agent = try Agent(config: config, handlers: handlers, logger: Logger(label: "test"))
@@ -74,6 +76,12 @@ struct InProcessAgent: Sendable {
             group.addTask {
                 try await agent.runner.run()
                 return nil
+            }
+            if let scheduler = agent.scheduler {
+                group.addTask {
+                    try await scheduler.run()
+                    return nil
+                }
             }
             let value = try await agent.makeApplication().test(.router) { client in
                 try await body(InProcessAgent(agent: agent, client: client))

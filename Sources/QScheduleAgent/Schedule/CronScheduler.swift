@@ -1,0 +1,153 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Fires cron jobs on this host when no central scheduler drives it (DESIGN §6).
+///
+/// Each fire goes through ``TaskRunner/dispatch(job:param:taskID:trigger:scheduledAt:)``,
+/// the same path as an HTTP dispatch, with the scheduled time recorded on the task. A fire
+/// the runner refuses (job disabled, host offline for the job, draining, overloaded) is a
+/// skip, counted by reason. The next time is computed from the scheduled time, never from
+/// "now", so fires do not drift. Missed fires — after downtime, or when the process was
+/// suspended — follow the job's `misfire` policy.
+public actor CronScheduler: Service {
+    /// Fire and skip counts since start, for `/api2/agent/status.do`.
+    public struct Counters: Sendable, Equatable {
+        public var fires = 0
+        /// Skips by reason: the refusal reason, or `misfire` for missed fires skipped.
+        public var skips: [String: Int] = [:]
+    }
+
+    private struct Job {
+        let cron: CronExpression
+        let misfire: MisfirePolicy
+        var next: Int64?
+    }
+
+    /// How late a fire may be before it counts as missed (process suspended, clock jump).
+    static let misfireThreshold: Int64 = 60_000
+
+    private var jobs: [String: Job] = [:]
+    private var queue = FireQueue()
+    private var counters = Counters()
+    private let runner: TaskRunner
+    private let store: AgentStore
+    private let timeZone: TimeZone
+    private let logger: Logger
+    private let startedAt: Int64
+
+    /// Plans the next fire of every job with a `cron`, from now.
+    public init(jobs configs: [JobConfig], runner: TaskRunner, store: AgentStore, timeZone: TimeZone, logger: Logger) {
+        self.runner = runner
+        self.store = store
+        self.timeZone = timeZone
+        self.logger = logger
+        let now = Date()
+        startedAt = now.epochMilliseconds
+        for config in configs {
+            guard let cron = config.cron else { continue }
+            let next = cron.next(after: now, in: timeZone)?.epochMilliseconds
+            jobs[config.name] = Job(cron: cron, misfire: config.misfire, next: next)
+            if let next { queue.insert(.init(time: next, job: config.name)) }
+        }
+    }
+
+    /// The next fire time of `job` in epoch ms, or `nil` when it has no cron or never fires again.
+    public func nextRun(_ job: String) -> Int64? { jobs[job]?.next }
+
+    /// Fires and skips so far.
+    public var counts: Counters { counters }
+
+    // MARK: Service
+
+    /// Settles missed fires, then fires due jobs until shutdown (returns, never throws, on
+    /// graceful shutdown or cancellation).
+    public func run() async throws {
+        await settleMissedFires()
+        try? await cancelWhenGracefulShutdown {
+            await self.fireLoop()
+        }
+    }
+
+    private func fireLoop() async {
+        while !Task.isCancelled {
+            let now = Date().epochMilliseconds
+            var due: [FireQueue.Entry] = []
+            while let first = queue.first, first.time <= now {
+                due.append(queue.removeFirst()!)
+            }
+            if !due.isEmpty {
+                await withTaskGroup(of: Void.self) { group in
+                    for entry in due {
+                        group.addTask { await self.fire(entry, now: now) }
+                    }
+                }
+                continue
+            }
+            // Sleep until the next fire; wake at least every 30 s to notice clock jumps.
+            let wait = min(queue.first.map { $0.time - now } ?? 30_000, 30_000)
+            do {
+                try await Task.sleep(for: .milliseconds(max(1, wait)))
+            } catch {
+                return
+            }
+        }
+    }
+
+    private func fire(_ entry: FireQueue.Entry, now: Int64) async {
+        guard let job = jobs[entry.job] else { return }
+        if now - entry.time > Self.misfireThreshold, job.misfire == .skip {
+            // Missed (the process was suspended or the clock jumped): skip to the next time after now.
+            count(skip: "misfire")
+            logger.warning("cron fire missed", metadata: ["job": "\(entry.job)", "scheduled": "\(entry.time)"])
+        } else {
+            await dispatch(job: entry.job, scheduledAt: entry.time)
+        }
+        try? await store.setLastFire(entry.time, job: entry.job)
+        var after = Date(timeIntervalSince1970: Double(entry.time) / 1000)
+        if now - entry.time > Self.misfireThreshold { after = Date(timeIntervalSince1970: Double(now) / 1000) }
+        let next = job.cron.next(after: after, in: timeZone)?.epochMilliseconds
+        jobs[entry.job]?.next = next
+        if let next { queue.insert(.init(time: next, job: entry.job)) }
+    }
+
+    private func dispatch(job: String, scheduledAt: Int64) async {
+        switch await runner.dispatch(job: job, param: .object([:]), trigger: .cron, scheduledAt: scheduledAt) {
+        case .accepted:
+            counters.fires += 1
+        case .refused(let reason):
+            count(skip: reason.rawValue)
+        case .journalFailed:
+            count(skip: FailureReason.journalFailed)
+        }
+    }
+
+    private func count(skip reason: String) {
+        counters.skips[reason, default: 0] += 1
+    }
+
+    /// At start: fires missed while the agent was down follow each job's `misfire` policy.
+    private func settleMissedFires() async {
+        let states: [String: JobStateRecord]
+        do {
+            states = try store.jobStates()
+        } catch {
+            logger.error("cannot read cron state; missed fires are not settled", metadata: ["error": "\(error)"])
+            return
+        }
+        for (name, job) in jobs.sorted(by: { $0.key < $1.key }) {
+            guard let lastFire = states[name]?.lastFire,
+                  let missed = job.cron.next(after: Date(timeIntervalSince1970: Double(lastFire) / 1000), in: timeZone)?.epochMilliseconds,
+                  missed < startedAt else { continue }
+            switch job.misfire {
+            case .skip:
+                count(skip: "misfire")
+                logger.info("cron fires missed while down were skipped", metadata: ["job": "\(name)", "first_missed": "\(missed)"])
+            case .fireOnce:
+                logger.info("cron fires missed while down: firing once", metadata: ["job": "\(name)", "first_missed": "\(missed)"])
+                await dispatch(job: name, scheduledAt: missed)
+            }
+            try? await store.setLastFire(missed, job: name)
+        }
+    }
+}
