@@ -42,6 +42,12 @@ let package = Package(
             dependencies: ["QScheduleAgent"],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "qagent-bench",
+            dependencies: ["QScheduleAgent"],
+            path: "Benchmarks/Sources/qagent-bench",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "QScheduleAgentTests",
             dependencies: [

@@ -66,7 +66,7 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
         seconds = try CronField.seconds.parseSet(fields[0])
         minutes = try CronField.minutes.parseSet(fields[1])
         hours = try CronField.hours.parseSet(fields[2])
-        months = try CronField.month.parseSet(fields[4])
+        let writtenMonths = try CronField.month.parseSet(fields[4])
         yearBits = fields.count == 7 ? try CronField.year.parseSet(fields[6]) : CronField.year.all
         switch (fields[3] == "?", fields[5] == "?") {
         case (true, true):
@@ -78,6 +78,21 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
         case (true, false):
             days = try CronField.dayOfWeek.parseDayOfWeek(fields[5])
         }
+        // Drop months in which the day rule can never hold (Feb 30, 31st of April, ...), so an
+        // expression that never fires is known at once instead of by a search to 2099.
+        var possible = CronBits()
+        for month in 1...12 where writtenMonths.contains(month) {
+            let longest = month == 2 ? 29 : CivilTime.daysInMonth(year: 2001, month: month)
+            let canHold: Bool
+            switch days {
+            case .monthDays(let bits): canHold = bits.next(from: 1).map { $0 <= longest } ?? false
+            case .lastDay(let offset): canHold = longest - offset >= 1
+            case .nearestWeekday(let day): canHold = day <= longest
+            case .lastWeekday, .weekdays, .lastWeekdayOfMonth, .nthWeekday: canHold = true
+            }
+            if canHold { possible.insert(month) }
+        }
+        months = possible
     }
 
     // MARK: Evaluation
@@ -134,6 +149,7 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
 
     /// The first matching wall time at or after `start`, or `nil` past 2099.
     func nextCivil(from start: CivilTime) -> CivilTime? {
+        guard !months.isEmpty else { return nil }
         var t = start
         var daysOfMonth: (year: Int, month: Int, mask: CronBits)?
         while true {

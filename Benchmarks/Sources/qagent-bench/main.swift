@@ -1,0 +1,20 @@
+// qagent-bench: measurements printed side by side with a baseline, in one run.
+// Run through Benchmarks/*.sh (release build). Never used by tests.
+import Foundation
+import Logging
+import QScheduleAgent
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+func option(_ name: String, _ fallback: Int) -> Int {
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count, let value = Int(arguments[index + 1]) else { return fallback }
+    return value
+}
+
+switch arguments.first {
+case "cron-next": CronNextBenchmark.run(iterations: option("--iterations", 200_000))
+case "idle-cpu": try await IdleCPUBenchmark.run(jobs: option("--jobs", 10_000), seconds: option("--seconds", 10))
+case "lateness": try await LatenessBenchmark.run(jobs: option("--jobs", 20), seconds: option("--seconds", 120))
+default:
+    print("usage: qagent-bench cron-next [--iterations N] | idle-cpu [--jobs N] [--seconds S] | lateness [--jobs N] [--seconds S]")
+    exit(2)
+}
