@@ -88,11 +88,14 @@ enum LatenessBenchmark {
     static func baseline(seconds: Int) async throws -> [Int64] {
         var samples: [Int64] = []
         let end = Date().addingTimeInterval(Double(seconds))
+        var target = (Date().timeIntervalSince1970 + 1).rounded(.down)
         while Date() < end {
-            let now = Date().timeIntervalSince1970
-            let target = (now + 1).rounded(.down)
-            try await Task.sleep(for: .milliseconds(Int((target - now) * 1000)))
-            samples.append(Int64((Date().timeIntervalSince1970 - target) * 1000))
+            // Sleep until the next whole second of the wall clock, as the scheduler does.
+            while Date().timeIntervalSince1970 < target {
+                try await Task.sleep(for: .seconds(target - Date().timeIntervalSince1970))
+            }
+            samples.append(Int64(((Date().timeIntervalSince1970 - target) * 1000).rounded(.down)))
+            target += 1
         }
         return samples
     }

@@ -176,11 +176,15 @@ public actor TaskRunner: Service {
         guard slot.enabled else { return .refused(.jobDisabled) }
         guard !draining else { return .refused(.draining) }
         guard slot.canSchedule else { return .refused(.workerOffline) }
-        if slot.config.overlap == .discard, slot.active > 0 { return .refused(.jobBusy) }
-        let jobCapacity = slot.config.overlap == .cover ? 2 : slot.slots + slot.config.maxQueued
-        let hostCapacity = settings.maxRunning + settings.maxQueued
-        if slot.config.overlap != .cover, slot.active >= jobCapacity { return .refused(.overloaded) }
-        if runningTotal + waitingTotal >= hostCapacity { return .refused(.overloaded) }
+        switch slot.config.overlap {
+        case .discard:
+            if slot.active > 0 { return .refused(.jobBusy) }
+        case .concurrent, .serial:
+            if slot.active >= slot.slots + slot.config.maxQueued { return .refused(.overloaded) }
+        case .cover:
+            break  // a newer task supersedes the others: the job never holds more than two
+        }
+        if runningTotal + waitingTotal >= settings.maxRunning + settings.maxQueued { return .refused(.overloaded) }
 
         slot.reserved += 1
         jobs[name] = slot

@@ -22,10 +22,11 @@ public final class AgentStore: Sendable {
         path = URL(fileURLWithPath: dataDirectory).appendingPathComponent("qagent.sqlite").path
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
         pool = try DatabasePool(path: path, configuration: configuration)
+        // GRDB sets synchronous=NORMAL on the writer when it enables WAL (after any
+        // prepareDatabase hook). An acknowledged dispatch must survive power loss, so the one
+        // writer connection goes back to FULL: every commit is fsynced.
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try Self.migrator.migrate(pool)
     }
 
@@ -74,6 +75,12 @@ public final class AgentStore: Sendable {
             try db.execute(sql: "ALTER TABLE job_state ADD COLUMN last_fire INTEGER")
         }
         return migrator
+    }
+
+    /// The value of a PRAGMA as text, for diagnostics and tests (`journal_mode`, `synchronous`).
+    public func pragma(_ name: String) throws -> String? {
+        guard name.allSatisfy({ $0.isLetter || $0 == "_" }) else { return nil }
+        return try pool.write { db in try String.fetchOne(db, sql: "SELECT CAST(\(name) AS TEXT) FROM pragma_\(name)") }
     }
 
     // MARK: Job state

@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+@testable import QScheduleAgent
+
+@Suite("SQLite store")
+struct AgentStoreTests {
+    @Test("the journal keeps tasks and job state across a reopen; a task id is journaled once")
+    func persistence() async throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let store = try AgentStore(dataDirectory: dir)
+            var task = TaskRecord(id: "t-1", job: "j", param: #"{"a":1}"#, trigger: .dispatch, acceptedAt: 1000)
+            task.scheduledAt = 900
+            try await store.insertTask(task)
+            await #expect(throws: AgentStore.StoreError.duplicateTask) { try await store.insertTask(task) }
+            try await store.markRunning("t-1", startTime: 1100, pid: 4242)
+            try await store.finishTask(TaskCompletion(taskID: "t-1", job: "j", result: .failed, startTime: 1100, endTime: 1350, exitCode: 3, message: "exit code 3"))
+            try store.setEnabled(false, jobs: ["j", "k"])
+            try store.setCanSchedule(false, job: "j")
+            try store.close()
+        }
+        let reopened = try AgentStore(dataDirectory: dir)
+        let task = try #require(try reopened.task("t-1"))
+        #expect(task.status == .finished)
+        #expect(task.result == .failed)
+        #expect(task.duration == 250)
+        #expect(task.pid == 4242)
+        #expect(task.exitCode == 3)
+        #expect(task.scheduledAt == 900)
+        let state = try reopened.jobState("j")
+        #expect(state == JobStateRecord(name: "j", enabled: false, canSchedule: false, lastRun: 1100, lastState: 500, lastDuration: 250, lastUpdate: 1350))
+        #expect(try reopened.jobState("k").enabled == false)
+        #expect(try reopened.jobState("never-seen") == JobStateRecord(name: "never-seen"))
+    }
+
+    @Test("a job taken offline on this host stays offline after a restart of the agent")
+    func offlinePersists() async throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let config = try ConfigLoader.parse(agentTOML(dataDir: dir) + "[[job]]\nname = \"j\"\ncommand = [\"/bin/true\"]\n", baseDirectory: dir)
+        do {
+            let agent = try Agent(config: config)
+            try await agent.runner.setCanSchedule(false, job: "j")
+            try agent.store.close()
+        }
+        let restarted = try Agent(config: config)
+        #expect(await restarted.runner.canSchedule("j") == false)
+        #expect(await restarted.runner.dispatch(job: "j", param: .object([:])) == .refused(.workerOffline))
+    }
+
+    @Test("the database is SQLite in WAL mode with synchronous=FULL, under data_dir")
+    func pragmas() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try AgentStore(dataDirectory: dir)
+        #expect(store.path == dir + "/qagent.sqlite")
+        #expect(try store.pragma("journal_mode") == "wal")
+        #expect(try store.pragma("synchronous") == "2")
+    }
+}
