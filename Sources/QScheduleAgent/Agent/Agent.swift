@@ -29,9 +29,11 @@ public final class Agent: Sendable {
     /// in `handlers`.
     public init(config: AgentConfig, handlers: HandlerRegistry = HandlerRegistry(), logger: Logger = Logger(label: "qagent")) throws {
         var jobs: [(JobConfig, TaskExecutor)] = []
+        let instance = UUID().uuidString
         for job in config.jobs {
             if let argv = job.command {
-                jobs.append((job, .command(CommandRunner(argv: argv, killGrace: .seconds(config.agent.killGrace)))))
+                let spec = CommandSpec(argv: argv, workingDirectory: job.workingDirectory, environment: job.environment, user: job.user)
+                jobs.append((job, .command(CommandRunner(command: spec, killGrace: .seconds(config.agent.killGrace), agentInstance: instance))))
             } else if let handler = handlers.handler(named: job.name) {
                 jobs.append((job, .swift(handler)))
             } else {

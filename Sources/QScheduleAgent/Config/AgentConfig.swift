@@ -45,8 +45,13 @@ public struct AgentSettings: Sendable {
     public var maxQueued: Int = 1000
     /// Largest request body the HTTP interface accepts, in bytes.
     public var maxRequestBytes: Int = 1 << 20
-    /// Seconds between SIGTERM and SIGKILL when a task's process group is stopped.
+    /// Seconds between SIGTERM and SIGKILL when a task's process group is stopped; also how
+    /// long a Swift handler gets to honour cancellation.
     public var killGrace: Int = 5
+    /// Largest task log kept, in bytes; output beyond it is discarded (marked in the log).
+    public var maxLogBytes: Int = 10 << 20
+    /// Days finished tasks and their logs are kept.
+    public var retentionDays: Int = 7
 
     /// Creates settings with the documented defaults.
     public init() {}
@@ -119,6 +124,12 @@ public struct JobConfig: Sendable {
     public var cron: CronExpression?
     /// argv of a command handler; `nil` means a Swift handler registered under `name`.
     public var command: [String]?
+    /// Working directory of the command (`cwd`); `nil` = the agent's.
+    public var workingDirectory: String?
+    /// Extra environment of the command (`env`).
+    public var environment: [String: String] = [:]
+    /// The account the command runs as (`user`); the agent must run as root.
+    public var user: UserAccount?
     public var recover: RecoverPolicy = .retry
     /// What happens to fires missed while the agent was down.
     public var misfire: MisfirePolicy = .skip

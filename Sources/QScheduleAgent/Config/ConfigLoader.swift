@@ -44,7 +44,7 @@ public enum ConfigLoader {
             let reader = TableReader(table: agent, tableName: "agent", label: "[agent]", fileName: fileName, locator: locator)
             try reader.rejectUnknownKeys(allowed: [
                 "app_name", "app_id", "listen", "advertise_ip", "data_dir", "token", "token_file", "timezone",
-                "shutdown_grace", "max_running", "max_queued", "max_request_bytes", "kill_grace",
+                "shutdown_grace", "max_running", "max_queued", "max_request_bytes", "kill_grace", "max_log_bytes", "retention_days",
             ])
             settings.appName = try reader.string("app_name") ?? settings.appName
             settings.appID = try reader.int("app_id", range: 0...Int.max) ?? settings.appID
@@ -91,6 +91,8 @@ public enum ConfigLoader {
             settings.maxQueued = try reader.int("max_queued", range: 0...1_000_000) ?? settings.maxQueued
             settings.maxRequestBytes = try reader.int("max_request_bytes", range: 1024...(64 << 20)) ?? settings.maxRequestBytes
             settings.killGrace = try reader.int("kill_grace", range: 0...3600) ?? settings.killGrace
+            settings.maxLogBytes = try reader.int("max_log_bytes", range: 1024...(1 << 40)) ?? settings.maxLogBytes
+            settings.retentionDays = try reader.int("retention_days", range: 1...3650) ?? settings.retentionDays
         } else {
             settings.dataDir = resolve(settings.dataDir, against: baseDirectory)
         }
@@ -133,7 +135,7 @@ public enum ConfigLoader {
         }
         let reader = TableReader(table: table, tableName: "job", index: index, label: "[[job]] \"\(name)\"", fileName: fileName, locator: locator)
         try reader.rejectUnknownKeys(allowed: [
-            "name", "desc", "cron", "misfire", "command", "recover", "timeout", "overlap", "max_concurrency", "max_queued", "enabled",
+            "name", "desc", "cron", "misfire", "command", "cwd", "env", "user", "recover", "timeout", "overlap", "max_concurrency", "max_queued", "enabled",
         ])
         var job = JobConfig(name: name)
         job.desc = try reader.string("desc") ?? ""
@@ -152,6 +154,34 @@ public enum ConfigLoader {
             guard var program = argv.first, !program.isEmpty else { throw reader.error("command", "must name a program as its first element") }
             if program.contains("/") { program = resolve(program, against: baseDirectory) }
             job.command = [program] + argv.dropFirst()
+        }
+        if let cwd = try reader.string("cwd") {
+            let path = resolve(cwd, against: baseDirectory)
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw reader.error("cwd", "\"\(path)\" is not a directory")
+            }
+            job.workingDirectory = path
+        }
+        if let envValue = table["env"] {
+            guard let envTable = envValue.table else { throw reader.error("env", "must be a table of strings, e.g. env = { LANG = \"C\" }") }
+            for key in envTable.keys.sorted() {
+                guard let value = envTable[key]?.string else { throw reader.error("env", "\(key) must be a string") }
+                guard !key.isEmpty, !key.contains("="), !key.hasPrefix("QSCHEDULE_") else {
+                    throw reader.error("env", "\"\(key)\" is not a name a job may set")
+                }
+                job.environment[key] = value
+            }
+        }
+        if let userName = try reader.string("user") {
+            guard let account = UserAccount.lookup(userName) else { throw reader.error("user", "no such user \"\(userName)\"") }
+            guard geteuid() == 0 || account.uid == geteuid() else {
+                throw reader.error("user", "running a job as \"\(userName)\" needs qagent to run as root")
+            }
+            job.user = account
+        }
+        if (job.workingDirectory != nil || !job.environment.isEmpty || job.user != nil), job.command == nil {
+            throw reader.error(job.user != nil ? "user" : job.workingDirectory != nil ? "cwd" : "env", "only applies to a job with a command")
         }
         job.recover = try reader.choice("recover", RecoverPolicy.self) ?? job.recover
         job.misfire = try reader.choice("misfire", MisfirePolicy.self) ?? job.misfire

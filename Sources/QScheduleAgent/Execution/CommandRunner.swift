@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Subprocess
 #if canImport(System)
 import System
@@ -8,65 +9,93 @@ import SystemPackage
 
 /// Runs a command handler (`command = [...]` in `agent.conf`) as a child process.
 ///
-/// The child gets its own session and process group, the param as JSON on stdin and in
-/// `QSCHEDULE_PARAM`, and its stdout+stderr in the task's log file. When the surrounding
-/// Swift task is cancelled (timeout, kill, shutdown) the whole group gets SIGTERM, then
-/// SIGKILL after `killGrace`.
+/// The child gets its own session and process group; the param as JSON on stdin and in
+/// `QSCHEDULE_PARAM`; `QSCHEDULE_TASK_ID`, `QSCHEDULE_JOB`, `QSCHEDULE_ATTEMPT`,
+/// `QSCHEDULE_DEADLINE_MS`; the job's `env`, `cwd` and `user`. Its stdout and stderr are read
+/// from one pipe into the task's capped log. When the task is stopped (timeout, kill,
+/// cover, shutdown), the whole group gets SIGTERM, then SIGKILL after `killGrace`, and
+/// descendants that left the group with `setsid` are found and killed: none survives.
 struct CommandRunner: Sendable {
-    /// Params larger than this reach the child on stdin only: a single environment string is
+    /// Params larger than this reach the child on stdin only: one environment string is
     /// limited by the kernel (`MAX_ARG_STRLEN`, 128 KiB).
     static let maxParamInEnvironment = 64 * 1024
 
-    let argv: [String]
+    let command: CommandSpec
     let killGrace: Duration
+    /// Set in every child's environment as `QSCHEDULE_AGENT_INSTANCE`: with the task id it
+    /// identifies the task's descendants, even across agents on one host that share a pid.
+    let agentInstance: String
 
-    /// Runs the command to completion (or until cancelled) and describes how it ended.
-    /// `onSpawn` receives the child's pid as soon as it exists.
+    /// Runs the command until it exits, stopping it when `stopper` flips; `onSpawn` gets the pid.
     func run(
         context: TaskContext,
         runDirectory: String,
+        stopper: TaskStopper,
         onSpawn: @escaping @Sendable (Int32) async -> Void
     ) async -> ExecutionOutcome {
-        guard let logFD = context.log.fileDescriptor else { return .failed("cannot open the task log") }
-        let outputFD = dup(logFD)
-        guard outputFD >= 0 else { return .failed("cannot open the task log: \(String(cString: strerror(errno)))") }
-
         let paramText = context.param.jsonText
         let inputFD: Int32
         do {
             inputFD = try Self.openParamFile(paramText, directory: runDirectory, taskID: context.taskID)
         } catch {
-            close(outputFD)
             return .failed("cannot stage the param for stdin: \(error)")
         }
 
-        var environment: [Environment.Key: String?] = [
-            "QSCHEDULE_TASK_ID": context.taskID,
-            "QSCHEDULE_JOB": context.job,
-            "QSCHEDULE_ATTEMPT": String(context.attempt),
-            "QSCHEDULE_DEADLINE_MS": context.deadline.map { String(Int64($0.timeIntervalSince1970 * 1000)) } ?? "0",
-        ]
-        if paramText.utf8.count <= Self.maxParamInEnvironment {
-            environment["QSCHEDULE_PARAM"] = paramText
+        var environment: [Environment.Key: String?] = [:]
+        for (key, value) in command.environment { environment[Environment.Key(stringLiteral: key)] = value }
+        if let user = command.user {
+            environment["HOME"] = user.home
+            environment["USER"] = user.name
+            environment["LOGNAME"] = user.name
         }
+        environment["QSCHEDULE_TASK_ID"] = context.taskID
+        environment["QSCHEDULE_AGENT_INSTANCE"] = agentInstance
+        environment["QSCHEDULE_JOB"] = context.job
+        environment["QSCHEDULE_ATTEMPT"] = String(context.attempt)
+        environment["QSCHEDULE_DEADLINE_MS"] = context.deadline.map { String($0.epochMilliseconds) } ?? "0"
+        environment["QSCHEDULE_PARAM"] = paramText.utf8.count <= Self.maxParamInEnvironment ? paramText : nil
 
         var options = PlatformOptions()
         options.createSession = true
-        options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: killGrace)]
+        if let user = command.user {
+            options.userID = user.uid
+            options.groupID = user.gid
+            options.supplementaryGroups = user.groups
+        }
 
-        let program = argv[0]
+        let program = command.argv[0]
         let executable: Executable = program.contains("/") ? .path(FilePath(program)) : .name(program)
+        let log = context.log
+        let grace = killGrace
+        let taskID = context.taskID
+        let instance = agentInstance
         do {
             let result = try await Subprocess.run(
                 executable,
-                arguments: Arguments(Array(argv.dropFirst())),
+                arguments: Arguments(Array(command.argv.dropFirst())),
                 environment: .inherit.updating(environment),
+                workingDirectory: command.workingDirectory.map { FilePath($0) },
                 platformOptions: options,
                 input: .fileDescriptor(FileDescriptor(rawValue: inputFD), closeAfterSpawningProcess: true),
-                output: .fileDescriptor(FileDescriptor(rawValue: outputFD), closeAfterSpawningProcess: true),
+                output: .sequence,
                 error: .combinedWithOutput
-            ) { execution in
-                await onSpawn(execution.processIdentifier.value)
+            ) { execution -> GroupTeardown in
+                let pid = execution.processIdentifier.value
+                await onSpawn(pid)
+                let teardown = GroupTeardown()
+                stopper.whenStopped { teardown.start(pgid: pid, grace: grace) }
+                do {
+                    for try await chunk in execution.standardOutput {
+                        chunk.withUnsafeBytes { log.append($0) }
+                    }
+                } catch {
+                    // The pipe failed or the child is gone: what was read is in the log.
+                }
+                return teardown
+            }
+            if stopper.isStopped {
+                await result.closureResult.wait()
+                ProcessGroupKiller.sweepEscapees(taskID: taskID, instance: instance)
             }
             switch result.terminationStatus {
             case .exited(0):
@@ -77,7 +106,8 @@ struct CommandRunner: Sendable {
                 return ExecutionOutcome(result: .failed, signal: signal, message: "killed by signal \(signal)")
             }
         } catch {
-            return .failed("cannot start \(program): \(Self.describe(error))")
+            close(inputFD)
+            return .failed("cannot start \(program): \(error)")
         }
     }
 
@@ -85,7 +115,7 @@ struct CommandRunner: Sendable {
     /// plain file on stdin, so a child that never reads cannot block the agent.
     private static func openParamFile(_ text: String, directory: String, taskID: String) throws -> Int32 {
         let path = URL(fileURLWithPath: directory).appendingPathComponent("\(taskID).\(UUID().uuidString).param").path
-        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o644]) else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
         }
         defer { unlink(path) }
@@ -93,8 +123,22 @@ struct CommandRunner: Sendable {
         guard fd >= 0 else { throw CocoaError(.fileReadUnknown, userInfo: [NSFilePathErrorKey: path]) }
         return fd
     }
+}
 
-    private static func describe(_ error: any Error) -> String {
-        "\(error)"
+/// The stop of one process group, started from a synchronous callback and awaited later.
+final class GroupTeardown: Sendable {
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    func start(pgid: Int32, grace: Duration) {
+        task.withLock { task in
+            guard task == nil else { return }
+            // Unstructured on purpose: the stop is requested from a callback and must run to
+            // the end (SIGKILL) even if the task that asked is cancelled meanwhile.
+            task = Task { await ProcessGroupKiller.terminate(pgid: pgid, grace: grace) }
+        }
+    }
+
+    func wait() async {
+        await task.withLock { $0 }?.value
     }
 }

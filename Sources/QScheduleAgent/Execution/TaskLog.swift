@@ -1,41 +1,74 @@
 import Foundation
 import Synchronization
 
-/// A task's log file under `data_dir/logs`: command output goes straight into it, and Swift
-/// handlers write lines through ``write(_:)``.
+/// A task's log file under `data_dir/logs`, capped at `max_log_bytes`.
+///
+/// Command output is read from the child's pipe and appended here; Swift handlers write
+/// lines through ``write(_:)`` or their ``TaskContext/logger``. Past the cap, one marker
+/// line says so and the rest is discarded (still read from the child, so it never blocks).
 public final class TaskLog: Sendable {
+    private struct State {
+        var handle: FileHandle?
+        var written: Int = 0
+        var truncated = false
+    }
+
     /// The log file's path.
     public let path: String
-    private let handle: Mutex<FileHandle?>
+    /// The most bytes of output kept, not counting the truncation marker.
+    public let maxBytes: Int
+    private let state: Mutex<State>
 
     /// Creates (truncating) the log file at `path`.
-    init(path: String) throws {
+    init(path: String, maxBytes: Int) throws {
         self.path = path
+        self.maxBytes = maxBytes
         guard FileManager.default.createFile(atPath: path, contents: nil) else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
         }
-        handle = Mutex(try FileHandle(forWritingTo: URL(fileURLWithPath: path)))
+        state = Mutex(State(handle: try FileHandle(forWritingTo: URL(fileURLWithPath: path))))
+    }
+
+    /// The marker written once when output passes the cap.
+    static func truncationMarker(_ maxBytes: Int) -> String {
+        "\n[qagent: log truncated at \(maxBytes) bytes; further output discarded]\n"
     }
 
     /// Appends one line (a newline is added).
     public func write(_ line: String) {
-        handle.withLock { handle in
-            guard let handle else { return }
-            _ = try? handle.seekToEnd()
-            try? handle.write(contentsOf: Data((line + "\n").utf8))
+        append(Data((line + "\n").utf8))
+    }
+
+    /// Appends raw bytes, as they came (invalid UTF-8 included), up to the cap.
+    func append(_ bytes: UnsafeRawBufferPointer) {
+        guard !bytes.isEmpty else { return }
+        append(Data(bytes))
+    }
+
+    func append(_ data: Data) {
+        state.withLock { state in
+            guard let handle = state.handle, !state.truncated else { return }
+            let room = maxBytes - state.written
+            if data.count <= room {
+                try? handle.write(contentsOf: data)
+                state.written += data.count
+            } else {
+                if room > 0 { try? handle.write(contentsOf: data.prefix(room)) }
+                try? handle.write(contentsOf: Data(Self.truncationMarker(maxBytes).utf8))
+                state.written = maxBytes
+                state.truncated = true
+            }
         }
     }
 
-    /// The raw descriptor, for giving to a child process as stdout/stderr.
-    var fileDescriptor: Int32? {
-        handle.withLock { $0?.fileDescriptor }
-    }
+    /// Whether output passed the cap.
+    public var isTruncated: Bool { state.withLock { $0.truncated } }
 
     /// Closes the file; later writes are dropped.
     func close() {
-        handle.withLock { handle in
-            try? handle?.close()
-            handle = nil
+        state.withLock { state in
+            try? state.handle?.close()
+            state.handle = nil
         }
     }
 }

@@ -37,6 +37,7 @@ public actor TaskRunner: Service {
     private struct RunningTask {
         let record: TaskRecord
         let startTime: Int64
+        let progress: TaskProgress
         let stop: AsyncStream<StopReason>.Continuation
     }
 
@@ -44,6 +45,7 @@ public actor TaskRunner: Service {
     private struct StartOrder: Sendable {
         let record: TaskRecord
         let startTime: Int64
+        let progress: TaskProgress
         let stops: AsyncStream<StopReason>
         let stop: AsyncStream<StopReason>.Continuation
     }
@@ -296,11 +298,12 @@ public actor TaskRunner: Service {
             let record = slot.queue.removeFirst()
             let (stops, stop) = AsyncStream.makeStream(of: StopReason.self, bufferingPolicy: .bufferingNewest(1))
             let startTime = Date().epochMilliseconds
-            slot.running[record.id] = RunningTask(record: record, startTime: startTime, stop: stop)
+            let progress = TaskProgress()
+            slot.running[record.id] = RunningTask(record: record, startTime: startTime, progress: progress, stop: stop)
             jobs[name] = slot
             waitingTotal -= 1
             runningTotal += 1
-            startContinuation.yield(StartOrder(record: record, startTime: startTime, stops: stops, stop: stop))
+            startContinuation.yield(StartOrder(record: record, startTime: startTime, progress: progress, stops: stops, stop: stop))
         }
     }
 
@@ -328,12 +331,12 @@ public actor TaskRunner: Service {
         var outcome: ExecutionOutcome
         do {
             try await store.markRunning(record.id, startTime: order.startTime, pid: nil)
-            let log = try TaskLog(path: logPath)
+            let log = try TaskLog(path: logPath, maxBytes: settings.maxLogBytes)
             defer { log.close() }
             let deadline = config.timeout > 0 ? Date(timeIntervalSince1970: Double(order.startTime) / 1000 + Double(config.timeout)) : nil
             let context = TaskContext(
                 taskID: record.id, job: record.job, param: JSONValue(parsing: record.param) ?? .object([:]),
-                attempt: record.attempt, deadline: deadline, log: log)
+                attempt: record.attempt, deadline: deadline, log: log, progress: order.progress)
             outcome = await runStoppable(executor, context: context, timeout: config.timeout, order: order)
         } catch {
             outcome = .failed("cannot start the task: \(error)")
@@ -355,59 +358,101 @@ public actor TaskRunner: Service {
     private enum Arm: Sendable {
         case finished(ExecutionOutcome)
         case stop(StopReason)
+        case abandoned
         case idle
     }
 
-    /// Runs the handler while listening for a stop (timeout, kill, cover). A stop cancels
-    /// the handler; for a command, cancellation stops its whole process group.
+    /// Runs the handler while listening for a stop (timeout, kill, cover, shutdown).
+    ///
+    /// A stop signals a command's whole process group (SIGTERM, grace, SIGKILL) or cancels a
+    /// Swift handler. A handler still running `kill_grace` + 1 s after the stop is given up:
+    /// the task is recorded with the stop's state and the handler's late result is discarded.
     private nonisolated func runStoppable(_ executor: TaskExecutor, context: TaskContext, timeout: Int, order: StartOrder) async -> ExecutionOutcome {
         let store = self.store
         let runDirectory = self.runDirectory
-        return await withTaskGroup(of: Arm.self) { group in
-            group.addTask {
-                switch executor {
-                case .command(let runner):
-                    return .finished(await runner.run(context: context, runDirectory: runDirectory) { pid in
-                        try? await store.markRunning(context.taskID, startTime: order.startTime, pid: pid)
-                    })
-                case .swift(let handler):
-                    do {
-                        try await handler.run(context)
-                        return .finished(ExecutionOutcome(result: .succeeded, message: "ok"))
-                    } catch {
-                        return .finished(.failed("\(error)"))
-                    }
+        let giveUpAfter = Duration.seconds(settings.killGrace) + .seconds(1)
+        let stopper = TaskStopper()
+        let (outcomes, outcomeSink) = AsyncStream.makeStream(of: ExecutionOutcome.self, bufferingPolicy: .bufferingNewest(1))
+        // Unstructured on purpose: a Swift handler that ignores cancellation must not hold this
+        // task (and the runner's slot) forever; it is awaited through `outcomes` instead.
+        let work = Task {
+            let outcome: ExecutionOutcome
+            switch executor {
+            case .command(let runner):
+                outcome = await runner.run(context: context, runDirectory: runDirectory, stopper: stopper) { pid in
+                    try? await store.markRunning(context.taskID, startTime: order.startTime, pid: pid)
                 }
+            case .swift(let handler):
+                outcome = await Self.runSwiftHandler(handler, context: context)
             }
-            group.addTask {
-                for await reason in order.stops { return .stop(reason) }
-                return .idle
-            }
-            if timeout > 0 {
+            outcomeSink.yield(outcome)
+            outcomeSink.finish()
+        }
+        if case .swift = executor { stopper.whenStopped { work.cancel() } }
+
+        return await withTaskCancellationHandler {
+            await withTaskGroup(of: Arm.self) { group in
                 group.addTask {
-                    try? await Task.sleep(for: .seconds(timeout))
-                    if !Task.isCancelled { order.stop.yield(.timeout(seconds: timeout)) }
+                    for await outcome in outcomes { return .finished(outcome) }
                     return .idle
                 }
-            }
-            var stopReason: StopReason?
-            while let arm = await group.next() {
-                switch arm {
-                case .finished(let outcome):
-                    group.cancelAll()
-                    order.stop.finish()
-                    guard let stopReason else { return outcome }
-                    return ExecutionOutcome(
-                        result: stopReason.result, exitCode: outcome.exitCode, signal: outcome.signal,
-                        message: stopReason.message, stoppedBy: stopReason)
-                case .stop(let reason):
-                    if stopReason == nil { stopReason = reason }
-                    group.cancelAll()
-                case .idle:
-                    continue
+                group.addTask {
+                    for await reason in order.stops { return .stop(reason) }
+                    return .idle
                 }
+                if timeout > 0 {
+                    group.addTask {
+                        try? await Task.sleep(for: .seconds(timeout))
+                        if !Task.isCancelled { order.stop.yield(.timeout(seconds: timeout)) }
+                        return .idle
+                    }
+                }
+                var stopReason: StopReason?
+                while let arm = await group.next() {
+                    switch arm {
+                    case .finished(let outcome):
+                        group.cancelAll()
+                        order.stop.finish()
+                        guard let stopReason else { return outcome }
+                        return ExecutionOutcome(
+                            result: stopReason.result, exitCode: outcome.exitCode, signal: outcome.signal,
+                            message: stopReason.message, stoppedBy: stopReason)
+                    case .stop(let reason):
+                        guard stopReason == nil else { continue }
+                        stopReason = reason
+                        stopper.stop()
+                        group.addTask {
+                            try? await Task.sleep(for: giveUpAfter)
+                            return Task.isCancelled ? .idle : .abandoned
+                        }
+                    case .abandoned:
+                        group.cancelAll()
+                        order.stop.finish()
+                        let reason = stopReason ?? .killed
+                        return ExecutionOutcome(
+                            result: reason.result,
+                            message: reason.message + "; the handler did not stop within the grace period, its late result is discarded",
+                            stoppedBy: reason)
+                    case .idle:
+                        continue
+                    }
+                }
+                // Every arm ended without an outcome: this task was cancelled (shutdown).
+                return ExecutionOutcome(result: .lost, message: "stopped by shutdown")
             }
-            return .failed("the handler did not report an outcome")
+        } onCancel: {
+            stopper.stop()
+        }
+    }
+
+    private static func runSwiftHandler(_ handler: any JobHandler, context: TaskContext) async -> ExecutionOutcome {
+        do {
+            try await handler.run(context)
+            return ExecutionOutcome(result: .succeeded, message: "ok")
+        } catch is CancellationError {
+            return .failed("cancelled")
+        } catch {
+            return .failed("\(error)")
         }
     }
 
@@ -427,6 +472,16 @@ public actor TaskRunner: Service {
                 running: slot.running.count,
                 queued: slot.queue.count + slot.reserved)
         }.sorted { $0.name < $1.name }
+    }
+
+    /// Live state of an active task: `running` with its progress, or `queued`; `nil` when
+    /// the task is not active here (finished, unknown).
+    func activeTask(_ id: String) -> (status: TaskStatus, progress: TaskProgress.Snapshot?)? {
+        for slot in jobs.values {
+            if let running = slot.running[id] { return (.running, running.progress.snapshot) }
+            if slot.queue.contains(where: { $0.id == id }) { return (.queued, nil) }
+        }
+        return nil
     }
 
     /// Tasks running and waiting on this host.

@@ -24,22 +24,6 @@ public struct ClosureJobHandler: JobHandler {
     }
 }
 
-/// What a handler knows about the task it runs.
-public struct TaskContext: Sendable {
-    /// The task id (caller-given or generated in the seed's shape).
-    public let taskID: String
-    /// The job name.
-    public let job: String
-    /// The task's param object as sent.
-    public let param: JSONValue
-    /// 1 for the first run of this task id.
-    public let attempt: Int
-    /// When the agent will stop the task, or `nil` when the job has no timeout.
-    public let deadline: Date?
-    /// Writes into this task's log file.
-    public let log: TaskLog
-}
-
 /// The handlers compiled into an agent binary, by job name.
 public struct HandlerRegistry: Sendable {
     private(set) var handlers: [String: any JobHandler] = [:]
