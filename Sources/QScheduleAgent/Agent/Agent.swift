@@ -84,7 +84,10 @@ public final class Agent: Sendable {
     /// seconds, then are cancelled (their process groups stopped).
     public func run(onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         var configuration = ServiceGroupConfiguration(
-            services: [.init(service: runner)]
+            services: [
+                .init(service: runner),
+                .init(service: TaskPruner(store: store, dataDirectory: config.agent.dataDir, retentionDays: config.agent.retentionDays, logger: logger)),
+            ]
                 + (scheduler.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
                 + [.init(service: makeApplication(onReady: onReady))],
             gracefulShutdownSignals: [.sigterm, .sigint],

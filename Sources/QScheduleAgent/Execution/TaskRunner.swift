@@ -365,12 +365,18 @@ public actor TaskRunner: Service {
     /// Runs the handler while listening for a stop (timeout, kill, cover, shutdown).
     ///
     /// A stop signals a command's whole process group (SIGTERM, grace, SIGKILL) or cancels a
-    /// Swift handler. A handler still running `kill_grace` + 1 s after the stop is given up:
-    /// the task is recorded with the stop's state and the handler's late result is discarded.
+    /// Swift handler. A Swift handler still running `kill_grace` + 1 s after the stop is given
+    /// up: the task is recorded with the stop's state and the handler's late result is discarded.
     private nonisolated func runStoppable(_ executor: TaskExecutor, context: TaskContext, timeout: Int, order: StartOrder) async -> ExecutionOutcome {
         let store = self.store
         let runDirectory = self.runDirectory
-        let giveUpAfter = Duration.seconds(settings.killGrace) + .seconds(1)
+        // A command's teardown ends by itself (SIGKILL after the grace); the longer limit is
+        // only a safety net. A Swift handler gets the grace to honour cancellation.
+        let giveUpAfter: Duration
+        switch executor {
+        case .command: giveUpAfter = .seconds(settings.killGrace) + .seconds(5)
+        case .swift: giveUpAfter = .seconds(settings.killGrace) + .seconds(1)
+        }
         let stopper = TaskStopper()
         let (outcomes, outcomeSink) = AsyncStream.makeStream(of: ExecutionOutcome.self, bufferingPolicy: .bufferingNewest(1))
         // Unstructured on purpose: a Swift handler that ignores cancellation must not hold this

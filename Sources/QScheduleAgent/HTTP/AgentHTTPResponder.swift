@@ -10,11 +10,13 @@ import Hummingbird
 struct AgentHTTPResponder: HTTPResponder {
     typealias Context = BasicRequestContext
 
-    /// What a route handler gets: the captured path segment and the parsed JSON body.
+    /// What a route handler gets: the captured path segment, the parsed JSON body, the query.
     struct Call: Sendable {
         var captured: String?
         /// The body parsed as JSON; `nil` when absent or not JSON.
         var body: JSONValue?
+        /// Query parameters (first value of each name).
+        var query: [String: String] = [:]
     }
 
     typealias Handler = @Sendable (SeedAPI, Call) async -> Response
@@ -46,6 +48,9 @@ struct AgentHTTPResponder: HTTPResponder {
         table.add(.post, "/api2/workers/state.do", requiresToken: true) { api, call in await api.setWorkers(body: call.body) }
         table.add(.get, "/api2/workers/{}.do", requiresToken: true) { api, call in await api.workers(job: call.captured) }
         table.add(.get, "/api2/agent/status.do", requiresToken: true) { api, _ in await api.status() }
+        table.add(.post, "/api2/tasks/kill.do", requiresToken: true) { api, call in await api.killTask(body: call.body) }
+        table.add(.get, "/api2/tasks/{}.do", requiresToken: true) { api, call in await api.taskInfo(id: call.captured) }
+        table.add(.get, "/api2/tasks/{}/log.do", requiresToken: true) { api, call in await api.taskLog(id: call.captured, offset: call.query["offset"]) }
         return table
     }
 
@@ -79,7 +84,11 @@ struct AgentHTTPResponder: HTTPResponder {
             }
             body = JSONValue(parsing: Data(bytes.readableBytesView))
         }
-        return await route.handler(api, Call(captured: captured, body: body))
+        var query: [String: String] = [:]
+        for (name, value) in request.uri.queryParameters where query[String(name)] == nil {
+            query[String(name)] = String(value)
+        }
+        return await route.handler(api, Call(captured: captured, body: body, query: query))
     }
 
     private static func tooLarge(_ limit: Int) -> Response {

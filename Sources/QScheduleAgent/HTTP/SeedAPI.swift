@@ -107,6 +107,76 @@ struct SeedAPI: Sendable {
         }
     }
 
+    // MARK: Task extensions
+
+    /// Largest log chunk one `log.do` call returns.
+    static let logChunkBytes = 64 * 1024
+
+    /// `GET /api2/tasks/$taskId.do`.
+    func taskInfo(id: String?) async -> Response {
+        guard let id, Identifier.isTaskID(id) else { return EnvelopeResponse.failure(SeedMessage.badRequest) }
+        let record: TaskRecord?
+        do {
+            record = try store.task(id)
+        } catch {
+            return EnvelopeResponse.failure(SeedMessage.queryFailed, reason: FailureReason.storeUnavailable)
+        }
+        guard let record else { return EnvelopeResponse.failure(SeedMessage.taskNotFound, reason: FailureReason.taskNotFound) }
+        return EnvelopeResponse.data(TaskView(record, live: await runner.activeTask(id)))
+    }
+
+    /// `POST /api2/tasks/kill.do {"taskId"}`: stop a running task (499) or drop a queued one.
+    func killTask(body: JSONValue?) async -> Response {
+        guard let id = body?.objectValue?["taskId"]?.stringValue, Identifier.isTaskID(id) else {
+            return EnvelopeResponse.failure(SeedMessage.badRequest)
+        }
+        if await runner.kill(taskID: id) { return EnvelopeResponse.success(message: SeedMessage.ok) }
+        do {
+            guard try store.task(id) != nil else {
+                return EnvelopeResponse.failure(SeedMessage.operationFailed, reason: FailureReason.taskNotFound)
+            }
+        } catch {
+            return EnvelopeResponse.failure(SeedMessage.operationFailed, reason: FailureReason.storeUnavailable)
+        }
+        return EnvelopeResponse.failure(SeedMessage.operationFailed, reason: FailureReason.taskFinished)
+    }
+
+    /// `GET /api2/tasks/$taskId/log.do?offset=N`: up to 64 KiB of the log from byte `N`.
+    func taskLog(id: String?, offset offsetText: String?) async -> Response {
+        guard let id, Identifier.isTaskID(id) else { return EnvelopeResponse.failure(SeedMessage.badRequest) }
+        let offset: Int
+        if let offsetText {
+            guard let parsed = Int(offsetText), parsed >= 0 else { return EnvelopeResponse.failure(SeedMessage.badRequest) }
+            offset = parsed
+        } else {
+            offset = 0
+        }
+        let record: TaskRecord?
+        do {
+            record = try store.task(id)
+        } catch {
+            return EnvelopeResponse.failure(SeedMessage.queryFailed, reason: FailureReason.storeUnavailable)
+        }
+        guard let record else { return EnvelopeResponse.failure(SeedMessage.taskNotFound, reason: FailureReason.taskNotFound) }
+        // The log is closed before the completion is journaled: finished means nothing more comes.
+        let finished = record.status == .finished
+        let path = URL(fileURLWithPath: settings.dataDir).appendingPathComponent("logs/\(id).log").path
+        var chunk = Data()
+        var size = 0
+        if let handle = FileHandle(forReadingAtPath: path) {
+            defer { try? handle.close() }
+            size = Int((try? handle.seekToEnd()) ?? 0)
+            if offset < size {
+                try? handle.seek(toOffset: UInt64(offset))
+                chunk = (try? handle.read(upToCount: Self.logChunkBytes)) ?? Data()
+            }
+        }
+        let next = min(max(offset, 0), size) + chunk.count
+        return EnvelopeResponse.data(TaskLogChunk(
+            taskId: id, offset: offset, nextOffset: next, size: size, complete: finished && next >= size,
+            text: String(decoding: chunk, as: UTF8.self)))
+    }
+
     // MARK: Workers
 
     /// `GET /api2/workers/$job_name.do`: the workers of the job this agent vouches for (itself).

@@ -14,6 +14,8 @@ public enum SeedMessage {
     public static let allWorkersOffline = "所有机器不能全部下线"
     public static let someWorkersNotApplied = "可能存在未操作成功的机器,请调用查看接口验证"
     public static let operationFailed = "操作失败"
+    /// Agent extension, in the seed's style (`job不存在`): no task with this id here.
+    public static let taskNotFound = "task不存在"
 }
 
 /// Stable snake_case codes added as `reason` to `ret:false` answers.
@@ -26,4 +28,6 @@ public enum FailureReason {
     public static let notFound = "not_found"
     public static let methodNotAllowed = "method_not_allowed"
     public static let bodyTooLarge = "body_too_large"
+    public static let taskNotFound = "task_not_found"
+    public static let taskFinished = "task_finished"
 }

@@ -137,6 +137,18 @@ public final class AgentStore: Sendable {
         }
     }
 
+    /// Deletes finished tasks that ended before `cutoff` (epoch ms), at most `limit` per call,
+    /// and returns their ids (so their logs can be removed too).
+    public func pruneFinishedTasks(endedBefore cutoff: Int64, limit: Int = 1000) async throws -> [String] {
+        try await pool.write { db in
+            let ids = try String.fetchAll(db, sql: """
+                SELECT id FROM task WHERE status = 'finished' AND end_time < ? ORDER BY end_time LIMIT ?
+                """, arguments: [cutoff, limit])
+            for id in ids { try db.execute(sql: "DELETE FROM task WHERE id = ?", arguments: [id]) }
+            return ids
+        }
+    }
+
     /// Every task of `job` (tests and tools), oldest first by acceptance.
     public func tasks(job name: String) throws -> [TaskRecord] {
         try pool.read { db in
