@@ -23,9 +23,11 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
     ],
     targets: [
+        .target(name: "CQAgentShims"),
         .target(
             name: "QScheduleAgent",
             dependencies: [
+                "CQAgentShims",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -43,8 +45,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
-            name: "qagent-bench",
+            name: "qagent-example",
             dependencies: ["QScheduleAgent"],
+            path: "Examples/qagent-example",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "qagent-bench",
+            dependencies: ["QScheduleAgent", .product(name: "Subprocess", package: "swift-subprocess")],
             path: "Benchmarks/Sources/qagent-bench",
             swiftSettings: swiftSettings
         ),

@@ -33,7 +33,7 @@ struct ConfigLoaderTests {
         #expect(config.agent.tokens == ["demo-token-change-me"])
         #expect(config.agent.dataDir == Self.repositoryRoot.appendingPathComponent("data").path)
         let report = try #require(config.jobs.first { $0.name == "qschedule.demo.report" })
-        #expect(report.command?.first == Self.repositoryRoot.appendingPathComponent("examples/jobs/report.sh").path)
+        #expect(report.command?.first == Self.repositoryRoot.appendingPathComponent("Examples/jobs/report.sh").path)
         #expect(FileManager.default.isExecutableFile(atPath: report.command![0]))
     }
 

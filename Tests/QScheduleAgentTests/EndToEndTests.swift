@@ -41,9 +41,12 @@ struct EndToEndTests {
             #expect(info["lastState"] == .int(200))
             let duration = try #require(info["lastDuration"]?.intValue)
             #expect(duration >= 1500)
+            // sleep prints nothing: no log file is created, and the log reads as empty and complete.
             let taskID = try #require(dispatched.message)
-            let log = agent.dataDir + "/logs/\(taskID).log"
-            #expect(FileManager.default.fileExists(atPath: log))
+            #expect(!FileManager.default.fileExists(atPath: agent.dataDir + "/logs/\(taskID).log"))
+            let log = try await agent.call("GET", "/api2/tasks/\(taskID)/log.do")
+            #expect(log.data?["text"] == .string(""))
+            #expect(log.data?["complete"] == .bool(true))
         }
     }
 

@@ -1,3 +1,4 @@
+import CQAgentShims
 import Foundation
 import Synchronization
 import Subprocess
@@ -25,6 +26,24 @@ struct CommandRunner: Sendable {
     /// Set in every child's environment as `QSCHEDULE_AGENT_INSTANCE`: with the task id it
     /// identifies the task's descendants, even across agents on one host that share a pid.
     let agentInstance: String
+    /// The agent's environment at start with the job's `env` (and `user`'s HOME, USER,
+    /// LOGNAME) applied: built once, so a spawn does not re-read and re-parse `environ`.
+    private let baseEnvironment: [Environment.Key: String]
+
+    init(command: CommandSpec, killGrace: Duration, agentInstance: String, inherited: [String: String] = ProcessInfo.processInfo.environment) {
+        self.command = command
+        self.killGrace = killGrace
+        self.agentInstance = agentInstance
+        var environment: [Environment.Key: String] = [:]
+        for (key, value) in inherited where !key.hasPrefix("QSCHEDULE_") { environment[Environment.Key(stringLiteral: key)] = value }
+        for (key, value) in command.environment { environment[Environment.Key(stringLiteral: key)] = value }
+        if let user = command.user {
+            environment["HOME"] = user.home
+            environment["USER"] = user.name
+            environment["LOGNAME"] = user.name
+        }
+        baseEnvironment = environment
+    }
 
     /// Runs the command until it exits, stopping it when `stopper` flips; `onSpawn` gets the pid.
     func run(
@@ -33,7 +52,7 @@ struct CommandRunner: Sendable {
         stopper: TaskStopper,
         onSpawn: @escaping @Sendable (Int32) async -> Void
     ) async -> ExecutionOutcome {
-        let paramText = context.param.jsonText
+        let paramText = context.paramText
         let inputFD: Int32
         do {
             inputFD = try Self.openParamFile(paramText, directory: runDirectory, taskID: context.taskID)
@@ -41,19 +60,13 @@ struct CommandRunner: Sendable {
             return .failed("cannot stage the param for stdin: \(error)")
         }
 
-        var environment: [Environment.Key: String?] = [:]
-        for (key, value) in command.environment { environment[Environment.Key(stringLiteral: key)] = value }
-        if let user = command.user {
-            environment["HOME"] = user.home
-            environment["USER"] = user.name
-            environment["LOGNAME"] = user.name
-        }
+        var environment = baseEnvironment
         environment["QSCHEDULE_TASK_ID"] = context.taskID
         environment["QSCHEDULE_AGENT_INSTANCE"] = agentInstance
         environment["QSCHEDULE_JOB"] = context.job
         environment["QSCHEDULE_ATTEMPT"] = String(context.attempt)
         environment["QSCHEDULE_DEADLINE_MS"] = context.deadline.map { String($0.epochMilliseconds) } ?? "0"
-        environment["QSCHEDULE_PARAM"] = paramText.utf8.count <= Self.maxParamInEnvironment ? paramText : nil
+        if paramText.utf8.count <= Self.maxParamInEnvironment { environment["QSCHEDULE_PARAM"] = paramText }
 
         var options = PlatformOptions()
         options.createSession = true
@@ -73,7 +86,7 @@ struct CommandRunner: Sendable {
             let result = try await Subprocess.run(
                 executable,
                 arguments: Arguments(Array(command.argv.dropFirst())),
-                environment: .inherit.updating(environment),
+                environment: .custom(environment),
                 workingDirectory: command.workingDirectory.map { FilePath($0) },
                 platformOptions: options,
                 input: .fileDescriptor(FileDescriptor(rawValue: inputFD), closeAfterSpawningProcess: true),
@@ -111,17 +124,24 @@ struct CommandRunner: Sendable {
         }
     }
 
-    /// Writes the param to a file, opens it for reading and unlinks it: the child reads a
-    /// plain file on stdin, so a child that never reads cannot block the agent.
+    /// The param in an anonymous in-memory file (`memfd_create`), positioned at its start:
+    /// the child reads a plain file on stdin, so a child that never reads cannot block the
+    /// agent, and no file is created and deleted on disk per task. Falls back to a file in
+    /// `directory` (unlinked at once) where memfd is unavailable.
     private static func openParamFile(_ text: String, directory: String, taskID: String) throws -> Int32 {
+        var bytes = Array(text.utf8)
+        let fd = bytes.withUnsafeMutableBytes { buffer in
+            qagent_memfd_with_bytes("qagent-param", buffer.baseAddress, buffer.count)
+        }
+        if fd >= 0 { return fd }
         let path = URL(fileURLWithPath: directory).appendingPathComponent("\(taskID).\(UUID().uuidString).param").path
         guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o644]) else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
         }
         defer { unlink(path) }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw CocoaError(.fileReadUnknown, userInfo: [NSFilePathErrorKey: path]) }
-        return fd
+        let fileFD = open(path, O_RDONLY | O_CLOEXEC)
+        guard fileFD >= 0 else { throw CocoaError(.fileReadUnknown, userInfo: [NSFilePathErrorKey: path]) }
+        return fileFD
     }
 }
 

@@ -12,6 +12,8 @@ public final class TaskIDGenerator: Sendable {
     private let pid: Int32
     private let timeZone: TimeZone
     private let sequence = Atomic<Int>(0)
+    /// The `yyMMdd.HHmmss` stamp of the last second asked for, reused within that second.
+    private let stampCache = Mutex<(second: Int64, stamp: String)>((.min, ""))
 
     public init(ip: String, pid: Int32 = ProcessInfo.processInfo.processIdentifier, timeZone: TimeZone) {
         self.ip = ip
@@ -22,14 +24,16 @@ public final class TaskIDGenerator: Sendable {
     /// The next id for a task accepted at `date`.
     public func next(at date: Date = Date()) -> String {
         let seq = sequence.add(1, ordering: .relaxed).newValue
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = timeZone
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        func two(_ value: Int?) -> String {
-            let v = value ?? 0
-            return v < 10 ? "0\(v)" : String(v)
-        }
-        let stamp = two((c.year ?? 0) % 100) + two(c.month) + two(c.day) + "." + two(c.hour) + two(c.minute) + two(c.second)
-        return "\(stamp).\(ip).\(pid).\(seq)"
+        return "\(stamp(at: date)).\(ip).\(pid).\(seq)"
+    }
+
+    private func stamp(at date: Date) -> String {
+        let second = Int64(date.timeIntervalSince1970.rounded(.down))
+        if let cached = stampCache.withLock({ $0.second == second ? $0.stamp : nil }) { return cached }
+        let c = ZoneClock(timeZone: timeZone).civil(atSecond: second)
+        func two(_ value: Int) -> String { value < 10 ? "0\(value)" : String(value) }
+        let stamp = two(c.year % 100) + two(c.month) + two(c.day) + "." + two(c.hour) + two(c.minute) + two(c.second)
+        stampCache.withLock { $0 = (second, stamp) }
+        return stamp
     }
 }

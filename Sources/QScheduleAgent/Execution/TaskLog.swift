@@ -6,9 +6,11 @@ import Synchronization
 /// Command output is read from the child's pipe and appended here; Swift handlers write
 /// lines through ``write(_:)`` or their ``TaskContext/logger``. Past the cap, one marker
 /// line says so and the rest is discarded (still read from the child, so it never blocks).
+/// The file is created on the first write: a task that prints nothing leaves no file.
 public final class TaskLog: Sendable {
     private struct State {
         var handle: FileHandle?
+        var closed = false
         var written: Int = 0
         var truncated = false
     }
@@ -19,14 +21,11 @@ public final class TaskLog: Sendable {
     public let maxBytes: Int
     private let state: Mutex<State>
 
-    /// Creates (truncating) the log file at `path`.
-    init(path: String, maxBytes: Int) throws {
+    /// A log at `path`; the file is created (truncating) on the first write.
+    init(path: String, maxBytes: Int) {
         self.path = path
         self.maxBytes = maxBytes
-        guard FileManager.default.createFile(atPath: path, contents: nil) else {
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
-        }
-        state = Mutex(State(handle: try FileHandle(forWritingTo: URL(fileURLWithPath: path))))
+        state = Mutex(State())
     }
 
     /// The marker written once when output passes the cap.
@@ -47,7 +46,16 @@ public final class TaskLog: Sendable {
 
     func append(_ data: Data) {
         state.withLock { state in
-            guard let handle = state.handle, !state.truncated else { return }
+            guard !state.closed, !state.truncated else { return }
+            if state.handle == nil {
+                guard FileManager.default.createFile(atPath: path, contents: nil),
+                      let handle = FileHandle(forWritingAtPath: path) else {
+                    state.closed = true  // unwritable: drop the output rather than fail the task
+                    return
+                }
+                state.handle = handle
+            }
+            guard let handle = state.handle else { return }
             let room = maxBytes - state.written
             if data.count <= room {
                 try? handle.write(contentsOf: data)
@@ -69,6 +77,7 @@ public final class TaskLog: Sendable {
         state.withLock { state in
             try? state.handle?.close()
             state.handle = nil
+            state.closed = true
         }
     }
 }

@@ -20,6 +20,9 @@ public actor TaskRunner: Service {
         var canSchedule: Bool
         var queue: [TaskRecord] = []
         var running: [String: RunningTask] = [:]
+        /// Ended, completion not yet committed: no longer holds a slot, still "executing" for
+        /// `/api/check` (start time by id).
+        var finishing: [String: Int64] = [:]
         /// Admitted, waiting for the journal to commit.
         var reserved = 0
 
@@ -307,7 +310,17 @@ public actor TaskRunner: Service {
         }
     }
 
+    /// The task's handler ended: its slot goes to the next task while the completion commits.
+    private func released(_ record: TaskRecord) {
+        guard let running = jobs[record.job]?.running.removeValue(forKey: record.id) else { return }
+        jobs[record.job]?.finishing[record.id] = running.startTime
+        runningTotal -= 1
+        pump()
+    }
+
+    /// The task is over (completion journaled, or left for recovery by a shutdown).
     private func finished(_ record: TaskRecord) {
+        jobs[record.job]?.finishing.removeValue(forKey: record.id)
         if jobs[record.job]?.running.removeValue(forKey: record.id) != nil {
             runningTotal -= 1
         }
@@ -327,15 +340,16 @@ public actor TaskRunner: Service {
     private nonisolated func execute(_ order: StartOrder) async {
         let record = order.record
         guard let config = await jobConfig(record.job), let executor = await jobs[record.job]?.executor else { return }
-        let logPath = URL(fileURLWithPath: logDirectory).appendingPathComponent("\(record.id).log").path
+        let logPath = logDirectory + "/" + record.id + ".log"
         var outcome: ExecutionOutcome
         do {
-            try await store.markRunning(record.id, startTime: order.startTime, pid: nil)
-            let log = try TaskLog(path: logPath, maxBytes: settings.maxLogBytes)
+            // A command is marked running once its pid is known (one commit, not two).
+            if case .swift = executor { try await store.markRunning(record.id, startTime: order.startTime, pid: nil) }
+            let log = TaskLog(path: logPath, maxBytes: settings.maxLogBytes)
             defer { log.close() }
             let deadline = config.timeout > 0 ? Date(timeIntervalSince1970: Double(order.startTime) / 1000 + Double(config.timeout)) : nil
             let context = TaskContext(
-                taskID: record.id, job: record.job, param: JSONValue(parsing: record.param) ?? .object([:]),
+                taskID: record.id, job: record.job, paramText: record.param,
                 attempt: record.attempt, deadline: deadline, log: log, progress: order.progress)
             outcome = await runStoppable(executor, context: context, timeout: config.timeout, order: order)
         } catch {
@@ -349,6 +363,7 @@ public actor TaskRunner: Service {
             return
         }
         let end = Date().epochMilliseconds
+        await released(record)
         await journalCompletion(TaskCompletion(
             taskID: record.id, job: record.job, result: outcome.result, startTime: order.startTime, endTime: end,
             exitCode: outcome.exitCode, signal: outcome.signal, message: outcome.message))
@@ -386,7 +401,8 @@ public actor TaskRunner: Service {
             switch executor {
             case .command(let runner):
                 outcome = await runner.run(context: context, runDirectory: runDirectory, stopper: stopper) { pid in
-                    try? await store.markRunning(context.taskID, startTime: order.startTime, pid: pid)
+                    // Not awaited: the child runs meanwhile; the completion commits after it.
+                    store.markRunningSoon(context.taskID, startTime: order.startTime, pid: pid)
                 }
             case .swift(let handler):
                 outcome = await Self.runSwiftHandler(handler, context: context)
@@ -469,13 +485,13 @@ public actor TaskRunner: Service {
     public func activeJobs() -> [ActiveJob] {
         let now = Date().epochMilliseconds
         return jobs.values.compactMap { slot -> ActiveJob? in
-            guard slot.active > 0 else { return nil }
+            guard slot.active + slot.finishing.count > 0 else { return nil }
             let oldestQueued = slot.queue.map(\.acceptedAt).min() ?? (slot.reserved > 0 ? now : nil)
             return ActiveJob(
                 name: slot.config.name,
-                oldestStart: slot.running.values.map(\.startTime).min(),
+                oldestStart: (slot.running.values.map(\.startTime) + slot.finishing.values).min(),
                 oldestQueued: oldestQueued,
-                running: slot.running.count,
+                running: slot.running.count + slot.finishing.count,
                 queued: slot.queue.count + slot.reserved)
         }.sorted { $0.name < $1.name }
     }

@@ -11,8 +11,9 @@ public struct TaskContext: Sendable {
     public let taskID: String
     /// The job name.
     public let job: String
-    /// The task's param object as sent.
-    public let param: JSONValue
+    /// The task's param object as sent (parsed on first use).
+    public var param: JSONValue { paramBox.value }
+    private let paramBox: LazyParam
     /// 1 for the first run of this task id.
     public let attempt: Int
     /// When the agent will stop the task, or `nil` when the job has no timeout.
@@ -22,11 +23,14 @@ public struct TaskContext: Sendable {
     /// A logger whose output goes to this task's log file.
     public let logger: Logger
     let progressBox: TaskProgress
+    /// The param as the compact JSON text journaled with the task (what a command reads).
+    let paramText: String
 
-    init(taskID: String, job: String, param: JSONValue, attempt: Int, deadline: Date?, log: TaskLog, progress: TaskProgress = TaskProgress()) {
+    init(taskID: String, job: String, paramText: String, attempt: Int, deadline: Date?, log: TaskLog, progress: TaskProgress = TaskProgress()) {
         self.taskID = taskID
         self.job = job
-        self.param = param
+        self.paramText = paramText
+        self.paramBox = LazyParam(text: paramText)
         self.attempt = attempt
         self.deadline = deadline
         self.log = log
@@ -155,6 +159,26 @@ public struct TaskParamError: Error, CustomStringConvertible, Sendable {
     public var description: String { "param \"\(key)\" \(problem)" }
 }
 
+/// A task's param, parsed from its journaled JSON text the first time a handler reads it
+/// (command handlers never do: they get the text).
+final class LazyParam: Sendable {
+    private let text: String
+    private let parsed = Mutex<JSONValue?>(nil)
+
+    init(text: String) {
+        self.text = text
+    }
+
+    var value: JSONValue {
+        parsed.withLock { cached in
+            if let cached { return cached }
+            let value = JSONValue(parsing: text) ?? .object([:])
+            cached = value
+            return value
+        }
+    }
+}
+
 /// Progress reported by a running Swift handler.
 final class TaskProgress: Sendable {
     struct Snapshot: Sendable, Equatable, Encodable {
@@ -183,11 +207,11 @@ struct TaskLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-        let merged = metadata.merging(explicit ?? [:]) { $1 }.filter { $0.key != "task" }
+    func log(event: LogEvent) {
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }.filter { $0.key != "task" }
         let fields = merged.isEmpty ? "" : " " + merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        let time = Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
-        log.write("\(time) \(level) \(message)\(fields)")
+        let time = Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        log.write("\(time) \(event.level) \(event.message)\(fields)")
     }
 }
 

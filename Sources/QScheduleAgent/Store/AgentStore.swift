@@ -15,6 +15,7 @@ public final class AgentStore: Sendable {
     /// The database file path.
     public let path: String
     private let pool: DatabasePool
+    private let journal: GroupCommitter
 
     /// Opens (creating when needed) `qagent.sqlite` inside `dataDirectory` and migrates it.
     public init(dataDirectory: String) throws {
@@ -28,6 +29,7 @@ public final class AgentStore: Sendable {
         // writer connection goes back to FULL: every commit is fsynced.
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try Self.migrator.migrate(pool)
+        journal = GroupCommitter(pool: pool)
     }
 
     /// Closes the database; every later call throws. Used at shutdown and by fault tests.
@@ -129,7 +131,7 @@ public final class AgentStore: Sendable {
 
     /// Records the scheduled time of the last cron fire considered for `job`.
     public func setLastFire(_ scheduledAt: Int64, job name: String) async throws {
-        try await pool.write { db in
+        try await journal.write { db in
             try db.execute(sql: """
                 INSERT INTO job_state (name, last_fire) VALUES (?, ?)
                 ON CONFLICT(name) DO UPDATE SET last_fire = excluded.last_fire
@@ -171,14 +173,15 @@ public final class AgentStore: Sendable {
 
     // MARK: Tasks
 
-    /// Journals a new task durably. Throws ``StoreError/duplicateTask`` when the id exists.
+    /// Journals a new task durably (group commit). Throws ``StoreError/duplicateTask`` when
+    /// the id exists.
     public func insertTask(_ task: TaskRecord) async throws {
         do {
-            try await pool.write { db in
-                try db.execute(sql: """
+            try await journal.write { db in
+                try db.cachedStatement(sql: """
                     INSERT INTO task (id, job, param, status, result, attempt, trigger, accepted_at, scheduled_at, message)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [
+                    """).execute(arguments: [
                         task.id, task.job, task.param, task.status.rawValue, task.result.rawValue, task.attempt,
                         task.trigger.rawValue, task.acceptedAt, task.scheduledAt, task.message,
                     ])
@@ -197,28 +200,37 @@ public final class AgentStore: Sendable {
 
     /// Records that a task started (and, for a command, its process id).
     public func markRunning(_ id: String, startTime: Int64, pid: Int32?) async throws {
-        try await pool.write { db in
-            try db.execute(
-                sql: "UPDATE task SET status = 'running', start_time = ?, pid = ? WHERE id = ?",
-                arguments: [startTime, pid, id])
+        try await journal.write(Self.markRunningWrite(id, startTime: startTime, pid: pid))
+    }
+
+    /// Queues the "started" record of a task without waiting for its commit: it commits
+    /// before (or with) anything journaled for the task afterwards, such as its completion.
+    public func markRunningSoon(_ id: String, startTime: Int64, pid: Int32?) {
+        journal.enqueue(Self.markRunningWrite(id, startTime: startTime, pid: pid))
+    }
+
+    private static func markRunningWrite(_ id: String, startTime: Int64, pid: Int32?) -> GroupCommitter.Write {
+        { db in
+            try db.cachedStatement(sql: "UPDATE task SET status = 'running', start_time = ?, pid = ? WHERE id = ?")
+                .execute(arguments: [startTime, pid, id])
         }
     }
 
     /// Records a finished task and the job's `last*` fields in one transaction.
     public func finishTask(_ completion: TaskCompletion) async throws {
-        try await pool.write { db in
-            try db.execute(sql: """
+        try await journal.write { db in
+            try db.cachedStatement(sql: """
                 UPDATE task SET status = 'finished', result = ?, start_time = ?, end_time = ?, duration = ?,
                     exit_code = ?, signal = ?, message = ? WHERE id = ?
-                """, arguments: [
+                """).execute(arguments: [
                     completion.result.rawValue, completion.startTime, completion.endTime, completion.duration,
                     completion.exitCode, completion.signal, completion.message, completion.taskID,
                 ])
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO job_state (name, last_run, last_state, last_duration, last_update) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT(name) DO UPDATE SET last_run = excluded.last_run, last_state = excluded.last_state,
                     last_duration = excluded.last_duration, last_update = excluded.last_update
-                """, arguments: [
+                """).execute(arguments: [
                     completion.job, completion.startTime, completion.result.rawValue, completion.duration, completion.endTime,
                 ])
         }

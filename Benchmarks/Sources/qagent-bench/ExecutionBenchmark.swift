@@ -1,0 +1,61 @@
+import Foundation
+import QScheduleAgent
+import Subprocess
+
+/// Per-task cost of running `/bin/true` through the agent (admission, journal commits with
+/// synchronous=FULL, process group, log pipe, completion) against a plain spawn-and-wait loop,
+/// both at the same parallelism.
+enum ExecutionBenchmark {
+    static func run(tasks: Int, parallelism: Int) async throws {
+        print("\(tasks) /bin/true tasks at parallelism \(parallelism)")
+        var cpu = processCPUMilliseconds()
+        let plain = try await plainLoop(tasks: tasks, parallelism: parallelism)
+        let plainCPU = processCPUMilliseconds() - cpu
+        cpu = processCPUMilliseconds()
+        let agent = try await throughAgent(tasks: tasks, parallelism: parallelism)
+        let agentCPU = processCPUMilliseconds() - cpu
+        print(CronNextBenchmark.pad("", 44) + CronNextBenchmark.pad("total s", 10) + CronNextBenchmark.pad("per task ms", 14) + "agent-process CPU per task ms")
+        print(CronNextBenchmark.pad("plain spawn-and-wait loop (baseline)", 44) + CronNextBenchmark.pad(String(format: "%.2f", plain), 10)
+            + CronNextBenchmark.pad(String(format: "%.3f", plain * 1000 / Double(tasks)), 14) + String(format: "%.3f", plainCPU / Double(tasks)))
+        print(CronNextBenchmark.pad("through the agent (dispatch -> finished)", 44) + CronNextBenchmark.pad(String(format: "%.2f", agent), 10)
+            + CronNextBenchmark.pad(String(format: "%.3f", agent * 1000 / Double(tasks)), 14) + String(format: "%.3f", agentCPU / Double(tasks)))
+        print(String(format: "ratio agent / plain: %.2fx (target <= 1.5x)", agent / plain))
+    }
+
+    static func plainLoop(tasks: Int, parallelism: Int) async throws -> Double {
+        let start = Date()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<parallelism {
+                group.addTask {
+                    for _ in stride(from: worker, to: tasks, by: parallelism) {
+                        var options = PlatformOptions()
+                        options.createSession = true
+                        _ = try await Subprocess.run(.path("/bin/true"), platformOptions: options, output: .discarded)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        return Date().timeIntervalSince(start)
+    }
+
+    static func throughAgent(tasks: Int, parallelism: Int) async throws -> Double {
+        let jobs = "[[job]]\nname = \"bench.true\"\ncommand = [\"/bin/true\"]\noverlap = \"concurrent\"\nmax_concurrency = \(parallelism)\nmax_queued = \(tasks)\n"
+        var elapsed = 0.0
+        try await withBenchAgent(jobs: jobs) { agent in
+            let start = Date()
+            for _ in 0..<tasks {
+                guard case .accepted = await agent.runner.dispatch(job: "bench.true", param: .object([:])) else {
+                    fatalError("dispatch refused")
+                }
+            }
+            while await agent.runner.counts != (0, 0) {
+                try await Task.sleep(for: .milliseconds(2))
+            }
+            elapsed = Date().timeIntervalSince(start)
+            let finished = try agent.store.tasks(job: "bench.true").filter { $0.result == .succeeded }.count
+            precondition(finished == tasks, "only \(finished) of \(tasks) succeeded")
+        }
+        return elapsed
+    }
+}
