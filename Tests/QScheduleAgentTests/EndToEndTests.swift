@@ -75,6 +75,42 @@ struct EndToEndTests {
         }
     }
 
+    @Test("qagent tasks show|log|kill against the real agent, with script-friendly exit codes")
+    func tasksCLI() async throws {
+        let jobs = """
+            [[job]]
+            name = "e2e.talk"
+            command = ["/bin/sh", "-c", "echo one; sleep 30"]
+
+            """
+        try await AgentProcess.with(jobs: jobs) { (agent: AgentProcess) async throws in
+            let config = try String(contentsOfFile: agent.configPath, encoding: .utf8)
+                .replacingOccurrences(of: "127.0.0.1:0", with: "127.0.0.1:\(agent.port)")
+            let cliConfig = agent.dataDir + "/cli.conf"
+            try config.write(toFile: cliConfig, atomically: true, encoding: .utf8)
+            let id = try #require(try await agent.call("POST", "/api2/tasks.do", json: #"{"job":"e2e.talk"}"#).message)
+            #expect(try await eventually { try await agent.call("GET", "/api2/tasks/\(id)/log.do").data?["size"]?.intValue == 4 })
+
+            var result = try await AgentProcess.runCLI(["tasks", "show", id, "--config", cliConfig])
+            #expect(result.status == 0)
+            #expect(JSONValue(parsing: result.output)?["state"] == .string("running"), "\(result.output)")
+            result = try await AgentProcess.runCLI(["tasks", "log", id, "--config", cliConfig])
+            #expect(result.status == 0)
+            #expect(result.output == "one\n")
+            result = try await AgentProcess.runCLI(["tasks", "kill", id, "--config", cliConfig])
+            #expect(result.status == 0, "\(result.output)")
+            #expect(try await eventually { try await agent.call("GET", "/api2/tasks/\(id).do").data?["lastState"] == .int(499) })
+            result = try await AgentProcess.runCLI(["tasks", "log", id, "--config", cliConfig, "-f"])
+            #expect(result.status == 0)
+            #expect(result.output == "one\n")
+            result = try await AgentProcess.runCLI(["tasks", "kill", id, "--config", cliConfig])
+            #expect(result.status == 1)
+            #expect(result.output.contains("task_finished"))
+            result = try await AgentProcess.runCLI(["tasks", "show", "no-such-task", "--config", cliConfig])
+            #expect(result.status == 1)
+        }
+    }
+
     @Test("enable/disable state persists across a restart")
     func enabledStatePersists() async throws {
         let first = try await AgentProcess.start(jobs: Self.jobs)
