@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import ServiceLifecycle
+import UnixSignals
 
 /// One qagent process: store, task runner and HTTP interface, wired from an ``AgentConfig``.
 ///
@@ -22,6 +23,7 @@ public final class Agent: Sendable {
     /// Advertised IP and bound port.
     public let identity: AgentIdentity
     let logger: Logger
+    private let lock: DataDirectoryLock
 
     /// Opens the store under `data_dir` and registers every job of `config`.
     ///
@@ -43,13 +45,14 @@ public final class Agent: Sendable {
         self.config = config
         self.logger = logger
         identity = AgentIdentity.resolve(settings: config.agent)
+        lock = try DataDirectoryLock(dataDirectory: config.agent.dataDir)
         do {
             store = try AgentStore(dataDirectory: config.agent.dataDir)
         } catch {
             throw ConfigError("cannot open the store in data_dir \"\(config.agent.dataDir)\": \(error)")
         }
         runner = try TaskRunner(
-            jobs: jobs, states: try store.jobStates(), store: store, settings: config.agent,
+            jobs: jobs, states: try store.jobStates(), store: store, settings: config.agent, instance: instance,
             idGenerator: TaskIDGenerator(ip: identity.ipText, timeZone: config.agent.timeZone), logger: logger)
         scheduler = config.schedulerURL == nil
             ? CronScheduler(jobs: config.jobs, runner: runner, store: store, timeZone: config.agent.timeZone, logger: logger)
@@ -78,23 +81,53 @@ public final class Agent: Sendable {
             logger: logger)
     }
 
-    /// Runs until SIGTERM/SIGINT: the runner, the cron scheduler (standalone only) and the
-    /// HTTP interface as one service group, shut down in reverse order.
-    /// On the signal the HTTP interface stops, running tasks get up to `shutdown_grace`
-    /// seconds, then are cancelled (their process groups stopped).
+    /// Runs until SIGTERM/SIGINT (DESIGN §5). The first signal drains: intake stops
+    /// (dispatches refused with `draining`, cron fires skipped) while the HTTP interface keeps
+    /// answering; running tasks get up to `shutdown_grace` seconds; what still runs is then
+    /// stopped and recorded per its job's `recover`; the services stop and `run` returns
+    /// (exit 0). A second signal exits at once (status 128 + signal).
     public func run(onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        var configuration = ServiceGroupConfiguration(
-            services: [
-                .init(service: runner),
-                .init(service: TaskPruner(store: store, dataDirectory: config.agent.dataDir, retentionDays: config.agent.retentionDays, logger: logger)),
-            ]
-                + (scheduler.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
-                + [.init(service: makeApplication(onReady: onReady))],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            cancellationSignals: [],
-            logger: logger)
-        configuration.maximumGracefulShutdownDuration = .seconds(config.agent.shutdownGrace)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: runner),
+            .init(service: TaskPruner(store: store, dataDirectory: config.agent.dataDir, retentionDays: config.agent.retentionDays, logger: logger)),
+        ]
+        if let scheduler { services.append(.init(service: scheduler)) }
+        services.append(.init(service: makeApplication(onReady: onReady)))
+        // Signals are handled here, not by the service group: a drain must keep HTTP serving.
+        var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
+        configuration.maximumGracefulShutdownDuration = .seconds(30)
         let group = ServiceGroup(configuration: configuration)
-        try await group.run()
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            tasks.addTask {
+                var iterator = signals.makeAsyncIterator()
+                guard let first = await iterator.next() else { return }
+                self.logger.notice("signal received: draining", metadata: ["signal": "\(first)", "grace_s": "\(self.config.agent.shutdownGrace)"])
+                let shutdown = Task { await self.shutDown(group) }
+                if let second = await iterator.next() {
+                    self.logger.warning("second signal: exiting now", metadata: ["signal": "\(second)"])
+                    exit(128 + second.rawValue)
+                }
+                await shutdown.value
+            }
+            try await tasks.next()
+            tasks.cancelAll()
+        }
+    }
+
+    /// Drain, wait up to `shutdown_grace` for running and queued tasks, stop the rest, then
+    /// stop the services.
+    func shutDown(_ group: ServiceGroup) async {
+        await runner.beginShutdown()
+        let deadline = ContinuousClock.now.advanced(by: .seconds(config.agent.shutdownGrace))
+        while await !runner.activeJobs().isEmpty, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        if await !runner.activeJobs().isEmpty {
+            logger.warning("shutdown grace over: stopping the remaining tasks")
+            await runner.stopAllForShutdown()
+        }
+        await group.triggerGracefulShutdown()
     }
 }

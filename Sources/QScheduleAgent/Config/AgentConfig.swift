@@ -131,6 +131,8 @@ public struct JobConfig: Sendable {
     /// The account the command runs as (`user`); the agent must run as root.
     public var user: UserAccount?
     public var recover: RecoverPolicy = .retry
+    /// Runs of one task id at most, counting the first, under `recover = "retry"`.
+    public var maxAttempts: Int = 3
     /// What happens to fires missed while the agent was down.
     public var misfire: MisfirePolicy = .skip
     /// Seconds; 0 = no timeout.

@@ -135,7 +135,7 @@ public enum ConfigLoader {
         }
         let reader = TableReader(table: table, tableName: "job", index: index, label: "[[job]] \"\(name)\"", fileName: fileName, locator: locator)
         try reader.rejectUnknownKeys(allowed: [
-            "name", "desc", "cron", "misfire", "command", "cwd", "env", "user", "recover", "timeout", "overlap", "max_concurrency", "max_queued", "enabled",
+            "name", "desc", "cron", "misfire", "command", "cwd", "env", "user", "recover", "max_attempts", "timeout", "overlap", "max_concurrency", "max_queued", "enabled",
         ])
         var job = JobConfig(name: name)
         job.desc = try reader.string("desc") ?? ""
@@ -185,6 +185,7 @@ public enum ConfigLoader {
         }
         job.recover = try reader.choice("recover", RecoverPolicy.self) ?? job.recover
         job.misfire = try reader.choice("misfire", MisfirePolicy.self) ?? job.misfire
+        job.maxAttempts = try reader.int("max_attempts", range: 1...100) ?? job.maxAttempts
         job.timeout = try reader.int("timeout", range: 0...(365 * 86_400)) ?? job.timeout
         job.overlap = try reader.choice("overlap", OverlapPolicy.self) ?? job.overlap
         job.maxConcurrency = try reader.int("max_concurrency", range: 1...100_000) ?? job.maxConcurrency

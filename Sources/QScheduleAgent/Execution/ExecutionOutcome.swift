@@ -17,11 +17,14 @@ enum StopReason: Sendable, Equatable {
     case timeout(seconds: Int)
     case killed
     case covered(by: String)
+    /// The agent is shutting down and its grace ran out.
+    case shutdown
 
     var result: TaskResult {
         switch self {
         case .timeout: return .timedOut
         case .killed, .covered: return .killed
+        case .shutdown: return .lost
         }
     }
 
@@ -30,6 +33,7 @@ enum StopReason: Sendable, Equatable {
         case .timeout(let seconds): return "timed out after \(seconds)s"
         case .killed: return "killed on request"
         case .covered(let newer): return "cancelled: covered by task \(newer)"
+        case .shutdown: return "lost: the agent stopped while it ran"
         }
     }
 }

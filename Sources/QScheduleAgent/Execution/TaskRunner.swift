@@ -71,6 +71,8 @@ public actor TaskRunner: Service {
     private let store: AgentStore
     private let settings: AgentSettings
     private let idGenerator: TaskIDGenerator
+    /// This agent process's `QSCHEDULE_AGENT_INSTANCE`, recorded with each command's pid.
+    private let instance: String
     private let logDirectory: String
     private let runDirectory: String
     private let logger: Logger
@@ -82,6 +84,7 @@ public actor TaskRunner: Service {
         states: [String: JobStateRecord],
         store: AgentStore,
         settings: AgentSettings,
+        instance: String = UUID().uuidString,
         idGenerator: TaskIDGenerator,
         logger: Logger
     ) throws {
@@ -97,6 +100,7 @@ public actor TaskRunner: Service {
         self.store = store
         self.settings = settings
         self.idGenerator = idGenerator
+        self.instance = instance
         self.logger = logger
         logDirectory = URL(fileURLWithPath: settings.dataDir).appendingPathComponent("logs").path
         runDirectory = URL(fileURLWithPath: settings.dataDir).appendingPathComponent("run").path
@@ -110,6 +114,7 @@ public actor TaskRunner: Service {
     /// Executes started tasks until shutdown. On graceful shutdown no new task starts; the
     /// running ones finish (or are cancelled when the service group's grace runs out).
     public nonisolated func run() async throws {
+        await recoverLeftovers()
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 for await order in starts {
@@ -151,9 +156,32 @@ public actor TaskRunner: Service {
         jobs[name]?.canSchedule = canSchedule
     }
 
-    /// Stops accepting new tasks (`draining`) or resumes.
-    public func setDraining(_ draining: Bool) {
+    /// Stops accepting new tasks (`draining`) or resumes. Returns `false` (and stays
+    /// draining) when asked to resume during a shutdown.
+    @discardableResult
+    public func setDraining(_ draining: Bool) -> Bool {
+        guard draining || !shuttingDown else { return false }
+        if draining, !self.draining { drainingSince = Date().epochMilliseconds }
+        if !draining { drainingSince = nil }
         self.draining = draining
+        return true
+    }
+
+    /// Drains for good: the agent is stopping; ``setDraining(_:)`` can no longer resume.
+    public func beginShutdown() {
+        setDraining(true)
+        shuttingDown = true
+    }
+
+    /// When the current drain began (epoch ms), or `nil` when not draining.
+    public private(set) var drainingSince: Int64?
+
+    /// Whether the agent is stopping (a signal was received).
+    public private(set) var shuttingDown = false
+
+    /// Ids of the tasks running now, oldest first.
+    public var runningTaskIDs: [String] {
+        jobs.values.flatMap { slot in slot.running.values.map { ($0.startTime, $0.record.id) } }.sorted { $0 < $1 }.map(\.1)
     }
 
     // MARK: Dispatch
@@ -287,6 +315,99 @@ public actor TaskRunner: Service {
         return false
     }
 
+    // MARK: Shutdown and recovery
+
+    /// Shutdown after the grace ran out: stops every running task (recorded per its job's
+    /// `recover`: `retry` stays unfinished and runs again at the next start, `discard` is
+    /// recorded 503) and settles queued ones the same way. Returns once no task runs, or
+    /// after `kill_grace` + 6 s at worst.
+    public func stopAllForShutdown() async {
+        beginShutdown()
+        for (name, slot) in jobs {
+            for running in slot.running.values { running.stop.yield(.shutdown) }
+            guard !slot.queue.isEmpty else { continue }
+            let queued = slot.queue
+            jobs[name]?.queue = []
+            waitingTotal -= queued.count
+            guard slot.config.recover == .discard else { continue }  // retry: stays queued in the journal
+            let now = Date().epochMilliseconds
+            for record in queued {
+                await journalCompletion(TaskCompletion(
+                    taskID: record.id, job: name, result: .lost, startTime: now, endTime: now,
+                    message: "lost: the agent stopped before it started"))
+            }
+        }
+        let deadline = ContinuousClock.now.advanced(by: .seconds(settings.killGrace + 6))
+        while jobs.values.contains(where: { !$0.running.isEmpty || !$0.finishing.isEmpty }), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// At start: tasks a previous agent process left queued or running. Their leftover
+    /// processes are killed first — the recorded leader only if its pid still has the same
+    /// start time, plus every process carrying the task's environment markers — so a task
+    /// id never runs twice at once. Then per job `recover`: `retry` queues the task again
+    /// (attempt + 1 if it had started, up to `max_attempts`), `discard` records it 503.
+    func recoverLeftovers() async {
+        let leftovers: [TaskRecord]
+        do {
+            leftovers = try store.unfinishedTasks()
+        } catch {
+            logger.error("cannot read the journal; leftover tasks are not recovered", metadata: ["error": "\(error)"])
+            return
+        }
+        for task in leftovers {
+            if let identity = try? store.processIdentity(task.id) {
+                await Self.killLeftovers(of: identity, taskID: task.id, grace: .seconds(settings.killGrace))
+            }
+            let now = Date().epochMilliseconds
+            let started = task.status == .running
+            func lose(_ message: String) async {
+                await journalCompletion(TaskCompletion(
+                    taskID: task.id, job: task.job, result: .lost, startTime: task.startTime ?? now, endTime: now, message: message))
+            }
+            guard let slot = jobs[task.job] else {
+                await lose("lost: job \(task.job) is no longer registered on this host")
+                continue
+            }
+            switch slot.config.recover {
+            case .discard:
+                await lose(started ? "lost: the agent stopped while it ran" : "lost: the agent stopped before it started")
+            case .retry:
+                let attempt = started ? task.attempt + 1 : task.attempt
+                guard attempt <= slot.config.maxAttempts else {
+                    await lose("lost: not run again, max_attempts (\(slot.config.maxAttempts)) reached")
+                    continue
+                }
+                do {
+                    try await store.requeue(task.id, attempt: attempt)
+                } catch {
+                    logger.error("cannot requeue a leftover task", metadata: ["task": "\(task.id)", "error": "\(error)"])
+                    continue
+                }
+                var again = task
+                again.attempt = attempt
+                again.status = .queued
+                jobs[task.job]?.queue.append(again)
+                waitingTotal += 1
+                logger.notice("leftover task queued again", metadata: ["task": "\(task.id)", "attempt": "\(attempt)"])
+            }
+        }
+        pump()
+    }
+
+    /// Kills what is left of a previous run of a task: the leader's process group when the
+    /// pid still belongs to that process (same start time), and every process whose
+    /// environment carries the task's id and agent instance.
+    static func killLeftovers(of identity: ProcessIdentity, taskID: String, grace: Duration) async {
+        if let ticks = identity.startTicks, ProcessIdentity.startTicks(of: identity.pid) == ticks {
+            await ProcessGroupKiller.terminate(pgid: identity.pid, grace: grace)
+        }
+        if let instance = identity.instance {
+            ProcessGroupKiller.sweepEscapees(taskID: taskID, instance: instance)
+        }
+    }
+
     // MARK: Starting and finishing
 
     /// Starts queued tasks, oldest first, while the host and their jobs have free slots.
@@ -355,6 +476,12 @@ public actor TaskRunner: Service {
         } catch {
             outcome = .failed("cannot start the task: \(error)")
         }
+        if outcome.stoppedBy == .shutdown, config.recover == .retry {
+            // Shutdown stopped it: the journal keeps it unfinished; the next start runs it again.
+            logger.notice("task stopped by shutdown; it runs again at the next start", metadata: ["task": "\(record.id)", "job": "\(record.job)"])
+            await finished(record)
+            return
+        }
         if Task.isCancelled, outcome.stoppedBy == nil {
             // Stopped by shutdown, not by a decision about this task: the journal keeps it
             // unfinished so the next start settles it by the job's recover policy.
@@ -385,6 +512,7 @@ public actor TaskRunner: Service {
     private nonisolated func runStoppable(_ executor: TaskExecutor, context: TaskContext, timeout: Int, order: StartOrder) async -> ExecutionOutcome {
         let store = self.store
         let runDirectory = self.runDirectory
+        let instance = self.instance
         // A command's teardown ends by itself (SIGKILL after the grace); the longer limit is
         // only a safety net. A Swift handler gets the grace to honour cancellation.
         let giveUpAfter: Duration
@@ -402,7 +530,8 @@ public actor TaskRunner: Service {
             case .command(let runner):
                 outcome = await runner.run(context: context, runDirectory: runDirectory, stopper: stopper) { pid in
                     // Not awaited: the child runs meanwhile; the completion commits after it.
-                    store.markRunningSoon(context.taskID, startTime: order.startTime, pid: pid)
+                    let identity = ProcessIdentity(pid: pid, startTicks: ProcessIdentity.startTicks(of: pid), instance: instance)
+                    store.markRunningSoon(context.taskID, startTime: order.startTime, pid: pid, process: identity)
                 }
             case .swift(let handler):
                 outcome = await Self.runSwiftHandler(handler, context: context)

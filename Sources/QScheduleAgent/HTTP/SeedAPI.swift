@@ -38,8 +38,23 @@ struct SeedAPI: Sendable {
         let cronJobs = await runner.jobConfigs.filter { $0.cron != nil }.count
         return EnvelopeResponse.data(StatusView(
             address: identity.address, version: AgentVersion.current, draining: await runner.isDraining,
-            running: counts.running, queued: counts.waiting,
+            drainingSince: await runner.drainingSince, shuttingDown: await runner.shuttingDown,
+            running: counts.running, queued: counts.waiting, runningTasks: await runner.runningTaskIDs,
             cron: .init(mode: scheduler == nil ? "central" : "local", jobs: cronJobs, fires: cronCounts.fires, skips: cronCounts.skips)))
+    }
+
+    /// `POST /api2/agent/drain.do`: stop intake; running and queued tasks go on. Idempotent.
+    func drain() async -> Response {
+        await runner.setDraining(true)
+        return EnvelopeResponse.success(message: SeedMessage.ok)
+    }
+
+    /// `POST /api2/agent/resume.do`: take work again; refused while the agent is stopping.
+    func resume() async -> Response {
+        guard await runner.setDraining(false) else {
+            return EnvelopeResponse.failure(SeedMessage.operationFailed, reason: FailureReason.shuttingDown)
+        }
+        return EnvelopeResponse.success(message: SeedMessage.ok)
     }
 
     // MARK: Jobs

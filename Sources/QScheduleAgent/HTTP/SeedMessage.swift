@@ -30,4 +30,5 @@ public enum FailureReason {
     public static let bodyTooLarge = "body_too_large"
     public static let taskNotFound = "task_not_found"
     public static let taskFinished = "task_finished"
+    public static let shuttingDown = "shutting_down"
 }

@@ -12,7 +12,13 @@ struct StatusView: Encodable, Sendable {
     var address: String
     var version: String
     var draining: Bool
+    /// When the drain began (epoch ms); absent when not draining.
+    var drainingSince: Int64?
+    /// A signal was received: the agent is stopping and cannot be resumed.
+    var shuttingDown: Bool
     var running: Int
     var queued: Int
+    /// Ids of the running tasks, oldest first.
+    var runningTasks: [String]
     var cron: Cron
 }

@@ -76,6 +76,13 @@ public final class AgentStore: Sendable {
             // start after downtime can tell which fires were missed.
             try db.execute(sql: "ALTER TABLE job_state ADD COLUMN last_fire INTEGER")
         }
+        migrator.registerMigration("v3-recovery") { db in
+            // Identity of a command's process (start time in clock ticks after boot, from
+            // /proc/<pid>/stat) and of the agent process that ran it, so that a restart kills
+            // exactly the leftovers of a previous run, never a recycled pid.
+            try db.execute(sql: "ALTER TABLE task ADD COLUMN pid_start INTEGER")
+            try db.execute(sql: "ALTER TABLE task ADD COLUMN instance TEXT")
+        }
         return migrator
     }
 
@@ -205,14 +212,42 @@ public final class AgentStore: Sendable {
 
     /// Queues the "started" record of a task without waiting for its commit: it commits
     /// before (or with) anything journaled for the task afterwards, such as its completion.
-    public func markRunningSoon(_ id: String, startTime: Int64, pid: Int32?) {
-        journal.enqueue(Self.markRunningWrite(id, startTime: startTime, pid: pid))
+    public func markRunningSoon(_ id: String, startTime: Int64, pid: Int32?, process: ProcessIdentity? = nil) {
+        journal.enqueue(Self.markRunningWrite(id, startTime: startTime, pid: pid, process: process))
     }
 
-    private static func markRunningWrite(_ id: String, startTime: Int64, pid: Int32?) -> GroupCommitter.Write {
+    private static func markRunningWrite(_ id: String, startTime: Int64, pid: Int32?, process: ProcessIdentity? = nil) -> GroupCommitter.Write {
         { db in
-            try db.cachedStatement(sql: "UPDATE task SET status = 'running', start_time = ?, pid = ? WHERE id = ?")
-                .execute(arguments: [startTime, pid, id])
+            try db.cachedStatement(sql: "UPDATE task SET status = 'running', start_time = ?, pid = ?, pid_start = ?, instance = ? WHERE id = ?")
+                .execute(arguments: [startTime, pid, process?.startTicks, process?.instance, id])
+        }
+    }
+
+    // MARK: Recovery
+
+    /// Tasks a previous agent process left queued or running, oldest first.
+    public func unfinishedTasks() throws -> [TaskRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM task WHERE status != 'finished' ORDER BY accepted_at, rowid").map(Self.task)
+        }
+    }
+
+    /// The process identity recorded for a task's command, if any.
+    public func processIdentity(_ id: String) throws -> ProcessIdentity? {
+        try pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT pid, pid_start, instance FROM task WHERE id = ?", arguments: [id]),
+                  let pid: Int32 = row["pid"] else { return nil }
+            return ProcessIdentity(pid: pid, startTicks: row["pid_start"], instance: row["instance"])
+        }
+    }
+
+    /// Puts a leftover task back in the queue for another run (`recover = "retry"`).
+    public func requeue(_ id: String, attempt: Int) async throws {
+        try await journal.write { db in
+            try db.execute(sql: """
+                UPDATE task SET status = 'queued', attempt = ?, start_time = NULL, pid = NULL, pid_start = NULL, instance = NULL
+                WHERE id = ?
+                """, arguments: [attempt, id])
         }
     }
 

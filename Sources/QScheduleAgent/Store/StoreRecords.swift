@@ -1,3 +1,5 @@
+import Foundation
+
 /// The outcome codes the seed reports as `lastState` (DESIGN §2).
 public enum TaskResult: Int, Sendable, Codable, CaseIterable {
     /// Never finished.
@@ -98,4 +100,29 @@ public struct TaskCompletion: Sendable {
     public var message: String
 
     public var duration: Int64 { max(0, endTime - startTime) }
+}
+
+/// Who ran a command: its pid, the start time of that pid (clock ticks after boot, field 22
+/// of `/proc/<pid>/stat`) and the agent instance that started it. Together they tell a
+/// leftover process of a previous run from an unrelated process that reuses the pid.
+public struct ProcessIdentity: Sendable, Equatable {
+    public var pid: Int32
+    public var startTicks: Int64?
+    public var instance: String?
+
+    public init(pid: Int32, startTicks: Int64?, instance: String?) {
+        self.pid = pid
+        self.startTicks = startTicks
+        self.instance = instance
+    }
+
+    /// The start time of `pid` from `/proc`, or `nil` when there is no such process.
+    public static func startTicks(of pid: Int32) -> Int64? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        // After "pid (comm)": field 3 is the state; starttime is field 22, i.e. index 19 here.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 19 else { return nil }
+        return Int64(fields[19])
+    }
 }

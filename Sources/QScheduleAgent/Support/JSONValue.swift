@@ -43,6 +43,15 @@ public enum JSONValue: Sendable, Hashable {
         return nil
     }
 
+    /// The integer, or `nil` when this is not an integral number.
+    public var intValue: Int64? {
+        if case .int(let value) = self { return value }
+        return nil
+    }
+
+    /// The member `key` of an object: `answer["data"]?["lastState"]`; `nil` otherwise.
+    public subscript(key: String) -> JSONValue? { objectValue?[key] }
+
     /// The elements, or `nil` when this is not an array.
     public var arrayValue: [JSONValue]? {
         if case .array(let elements) = self { return elements }

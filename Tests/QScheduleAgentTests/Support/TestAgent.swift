@@ -103,12 +103,3 @@ func eventually(seconds: Double = 10, _ condition: @Sendable () async throws -> 
     return try await condition()
 }
 
-extension JSONValue {
-    /// Member access for assertions: `json["data"]?["lastState"]`.
-    subscript(key: String) -> JSONValue? { objectValue?[key] }
-
-    var intValue: Int64? {
-        if case .int(let value) = self { return value }
-        return nil
-    }
-}
