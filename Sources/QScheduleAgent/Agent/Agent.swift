@@ -98,22 +98,20 @@ public final class Agent: Sendable {
         configuration.maximumGracefulShutdownDuration = .seconds(30)
         let group = ServiceGroup(configuration: configuration)
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            tasks.addTask {
-                var iterator = signals.makeAsyncIterator()
-                guard let first = await iterator.next() else { return }
-                self.logger.notice("signal received: draining", metadata: ["signal": "\(first)", "grace_s": "\(self.config.agent.shutdownGrace)"])
-                let shutdown = Task { await self.shutDown(group) }
-                if let second = await iterator.next() {
-                    self.logger.warning("second signal: exiting now", metadata: ["signal": "\(second)"])
-                    exit(128 + second.rawValue)
-                }
-                await shutdown.value
+        // Unstructured on purpose: waiting for a second signal must not keep `run` from
+        // returning once the services stopped; it is cancelled then.
+        let signalWatcher = Task {
+            var iterator = signals.makeAsyncIterator()
+            guard let first = await iterator.next() else { return }
+            self.logger.notice("signal received: draining", metadata: ["signal": "\(first)", "grace_s": "\(self.config.agent.shutdownGrace)"])
+            Task { await self.shutDown(group) }
+            if let second = await iterator.next(), !Task.isCancelled {
+                self.logger.warning("second signal: exiting now", metadata: ["signal": "\(second)"])
+                exit(128 + second.rawValue)
             }
-            try await tasks.next()
-            tasks.cancelAll()
         }
+        defer { signalWatcher.cancel() }
+        try await group.run()
     }
 
     /// Drain, wait up to `shutdown_grace` for running and queued tasks, stop the rest, then

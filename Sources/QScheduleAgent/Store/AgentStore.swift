@@ -92,6 +92,10 @@ public final class AgentStore: Sendable {
         return try pool.write { db in try String.fetchOne(db, sql: "SELECT CAST(\(name) AS TEXT) FROM pragma_\(name)") }
     }
 
+    /// Journal transactions committed and the writes they carried since the store opened:
+    /// with concurrent writers, fewer transactions than writes (group commit).
+    public var journalStatistics: (transactions: Int, writes: Int) { journal.statistics }
+
     // MARK: Job state
 
     /// Every stored job state, by name.

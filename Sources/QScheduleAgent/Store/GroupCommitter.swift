@@ -24,6 +24,10 @@ final class GroupCommitter: Sendable {
 
     private let pool: DatabasePool
     private let state = Mutex(State())
+    private let counts = Mutex<(transactions: Int, writes: Int)>((0, 0))
+
+    /// Transactions committed and writes they carried, since start (diagnostics and tests).
+    var statistics: (transactions: Int, writes: Int) { counts.withLock { $0 } }
 
     init(pool: DatabasePool) {
         self.pool = pool
@@ -81,6 +85,7 @@ final class GroupCommitter: Sendable {
                         }
                         return .commit
                     }
+                    self.counts.withLock { $0 = ($0.transactions + 1, $0.writes + batch.count) }
                     for (pending, result) in zip(batch, results) { pending.continuation?.resume(with: result) }
                 } catch {
                     for pending in batch { pending.continuation?.resume(throwing: error) }

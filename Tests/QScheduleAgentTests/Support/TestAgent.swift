@@ -83,12 +83,20 @@ struct InProcessAgent: Sendable {
                     return nil
                 }
             }
-            let value = try await agent.makeApplication().test(.router) { client in
-                try await body(InProcessAgent(agent: agent, client: client))
+            let result: Result<Value, any Error>
+            do {
+                result = .success(try await agent.makeApplication().test(.router) { client in
+                    try await body(InProcessAgent(agent: agent, client: client))
+                })
+            } catch {
+                result = .failure(error)
             }
+            // Stop what still runs the way a shutdown does (process groups TERM, grace, KILL),
+            // so no test leaves processes behind.
+            await agent.runner.stopAllForShutdown()
             group.cancelAll()
             while try await group.next() != nil {}
-            return value
+            return try result.get()
         }
     }
 }
