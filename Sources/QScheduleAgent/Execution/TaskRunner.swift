@@ -356,12 +356,14 @@ public actor TaskRunner: Service {
             logger.error("cannot read the journal; leftover tasks are not recovered", metadata: ["error": "\(error)"])
             return
         }
+        let earlierInstances = (try? store.registerInstance(instance)) ?? []
         for task in leftovers {
-            if let identity = try? store.processIdentity(task.id) {
-                await Self.killLeftovers(of: identity, taskID: task.id, grace: .seconds(settings.killGrace))
-            }
+            let identity = try? store.processIdentity(task.id)
+            let found = await Self.killLeftovers(
+                of: identity, taskID: task.id, instances: earlierInstances, grace: .seconds(settings.killGrace))
             let now = Date().epochMilliseconds
-            let started = task.status == .running
+            // A process found for a task journaled as queued started before its pid was journaled.
+            let started = task.status == .running || found
             func lose(_ message: String) async {
                 await journalCompletion(TaskCompletion(
                     taskID: task.id, job: task.job, result: .lost, startTime: task.startTime ?? now, endTime: now, message: message))
@@ -399,13 +401,18 @@ public actor TaskRunner: Service {
     /// Kills what is left of a previous run of a task: the leader's process group when the
     /// pid still belongs to that process (same start time), and every process whose
     /// environment carries the task's id and agent instance.
-    static func killLeftovers(of identity: ProcessIdentity, taskID: String, grace: Duration) async {
-        if let ticks = identity.startTicks, ProcessIdentity.startTicks(of: identity.pid) == ticks {
+    /// Returns whether any process of the task was found.
+    @discardableResult
+    static func killLeftovers(of identity: ProcessIdentity?, taskID: String, instances: [String], grace: Duration) async -> Bool {
+        var found = false
+        if let identity, let ticks = identity.startTicks, ProcessIdentity.startTicks(of: identity.pid) == ticks {
             await ProcessGroupKiller.terminate(pgid: identity.pid, grace: grace)
+            found = true
         }
-        if let instance = identity.instance {
-            ProcessGroupKiller.sweepEscapees(taskID: taskID, instance: instance)
+        for instance in Set(instances + [identity?.instance].compactMap { $0 }) {
+            if ProcessGroupKiller.sweepEscapees(taskID: taskID, instance: instance) > 0 { found = true }
         }
+        return found
     }
 
     // MARK: Starting and finishing

@@ -83,6 +83,11 @@ public final class AgentStore: Sendable {
             try db.execute(sql: "ALTER TABLE task ADD COLUMN pid_start INTEGER")
             try db.execute(sql: "ALTER TABLE task ADD COLUMN instance TEXT")
         }
+        migrator.registerMigration("v4-instances") { db in
+            // Every agent process that used this store: a restart sweeps for the leftovers of
+            // each, even for a task whose pid was not journaled before the crash.
+            try db.execute(sql: "CREATE TABLE agent_instance (instance TEXT PRIMARY KEY NOT NULL, started_at INTEGER NOT NULL)")
+        }
         return migrator
     }
 
@@ -228,6 +233,20 @@ public final class AgentStore: Sendable {
     }
 
     // MARK: Recovery
+
+    /// Records this agent process's instance id and returns those of earlier processes
+    /// (newest first); keeps the last 20.
+    public func registerInstance(_ instance: String) throws -> [String] {
+        try pool.write { db in
+            let earlier = try String.fetchAll(db, sql: "SELECT instance FROM agent_instance ORDER BY started_at DESC, rowid DESC")
+            try db.execute(sql: "INSERT INTO agent_instance (instance, started_at) VALUES (?, ?)", arguments: [instance, Date().epochMilliseconds])
+            try db.execute(sql: """
+                DELETE FROM agent_instance WHERE instance NOT IN
+                    (SELECT instance FROM agent_instance ORDER BY started_at DESC, rowid DESC LIMIT 20)
+                """)
+            return earlier
+        }
+    }
 
     /// Tasks a previous agent process left queued or running, oldest first.
     public func unfinishedTasks() throws -> [TaskRecord] {

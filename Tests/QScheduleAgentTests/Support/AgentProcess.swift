@@ -76,10 +76,10 @@ final class AgentProcess: @unchecked Sendable {
     /// Everything the agent printed (stdout and stderr) so far.
     var log: String { output.text }
 
-    /// Sends `signal` and waits for the process to exit; returns its exit status.
+    /// Sends `signal` (none for 0) and waits for the process to exit; returns its exit status.
     @discardableResult
     func stop(signal: Int32 = SIGTERM, timeout: Double = 30) async throws -> Int32 {
-        if process.isRunning { kill(process.processIdentifier, signal) }
+        if process.isRunning, signal != 0 { kill(process.processIdentifier, signal) }
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning {
             guard Date() < deadline else {
