@@ -218,9 +218,9 @@ struct ExecutionTests {
     func uncooperativeHandler() async throws {
         var handlers = HandlerRegistry()
         handlers.register("s.stubborn") { _ in
-            // Ignores cancellation: a blocking wait that never checks it.
-            let end = Date().addingTimeInterval(4)
-            while Date() < end { usleep(20_000) }
+            // Ignores cancellation: waits on work that does not inherit it (a detached task)
+            // and never checks. (It does not block a thread: see the DocC guide.)
+            await Task.detached { try? await Task.sleep(for: .seconds(4)) }.value
         }
         let jobs = "[[job]]\nname = \"s.stubborn\"\ntimeout = 1\n"
         try await InProcessAgent.with(jobs: jobs, agentExtra: "kill_grace = 1", handlers: handlers) { agent in
