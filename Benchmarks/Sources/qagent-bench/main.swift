@@ -15,7 +15,8 @@ case "cron-next": CronNextBenchmark.run(iterations: option("--iterations", 200_0
 case "idle-cpu": try await IdleCPUBenchmark.run(jobs: option("--jobs", 10_000), seconds: option("--seconds", 10))
 case "lateness": try await LatenessBenchmark.run(jobs: option("--jobs", 20), seconds: option("--seconds", 120))
 case "exec": try await ExecutionBenchmark.run(tasks: option("--tasks", 2000), parallelism: option("--parallel", 2))
+case "dispatch": try await DispatchBenchmark.run(dispatches: option("--dispatches", 5000), concurrency: option("--concurrency", 64))
 default:
-    print("usage: qagent-bench cron-next [--iterations N] | idle-cpu [--jobs N] [--seconds S] | lateness [--jobs N] [--seconds S] | exec [--tasks N] [--parallel P]")
+    print("usage: qagent-bench cron-next [--iterations N] | idle-cpu [--jobs N] [--seconds S] | lateness [--jobs N] [--seconds S] | exec [--tasks N] [--parallel P] | dispatch [--dispatches N] [--concurrency C]")
     exit(2)
 }

@@ -47,7 +47,7 @@ public final class Agent: Sendable {
         identity = AgentIdentity.resolve(settings: config.agent)
         lock = try DataDirectoryLock(dataDirectory: config.agent.dataDir)
         do {
-            store = try AgentStore(dataDirectory: config.agent.dataDir)
+            store = try AgentStore(dataDirectory: config.agent.dataDir, durability: config.agent.journalDurability)
         } catch {
             throw ConfigError("cannot open the store in data_dir \"\(config.agent.dataDir)\": \(error)")
         }

@@ -52,6 +52,8 @@ public struct AgentSettings: Sendable {
     public var maxLogBytes: Int = 10 << 20
     /// Days finished tasks and their logs are kept.
     public var retentionDays: Int = 7
+    /// Not a config key: `.unsafeNoSync` exists only for the durability benchmark's baseline.
+    public var journalDurability: AgentStore.Durability = .full
 
     /// Creates settings with the documented defaults.
     public init() {}

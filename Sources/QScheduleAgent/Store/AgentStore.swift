@@ -17,8 +17,16 @@ public final class AgentStore: Sendable {
     private let pool: DatabasePool
     private let journal: GroupCommitter
 
+    /// How commits reach the disk.
+    public enum Durability: Sendable {
+        /// Every commit is fsynced (`synchronous=FULL`): an acknowledged task survives power loss.
+        case full
+        /// No fsync (`synchronous=OFF`): only for benchmarks that compare against it.
+        case unsafeNoSync
+    }
+
     /// Opens (creating when needed) `qagent.sqlite` inside `dataDirectory` and migrates it.
-    public init(dataDirectory: String) throws {
+    public init(dataDirectory: String, durability: Durability = .full) throws {
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         path = URL(fileURLWithPath: dataDirectory).appendingPathComponent("qagent.sqlite").path
         var configuration = Configuration()
@@ -27,7 +35,8 @@ public final class AgentStore: Sendable {
         // GRDB sets synchronous=NORMAL on the writer when it enables WAL (after any
         // prepareDatabase hook). An acknowledged dispatch must survive power loss, so the one
         // writer connection goes back to FULL: every commit is fsynced.
-        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        let synchronous = durability == .full ? "FULL" : "OFF"
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(synchronous)") }
         try Self.migrator.migrate(pool)
         journal = GroupCommitter(pool: pool)
     }
