@@ -224,4 +224,28 @@ struct DurabilityTests {
         }
         try agent.store.close()
     }
+
+    @Test("a read-only data_dir is a clear start-up error", .enabled(if: canMountTmpfs(), "needs root to mount a small tmpfs"))
+    func readOnlyDataDir() throws {
+        let mountPoint = try makeTemporaryDirectory()
+        defer { _ = try? Self.shell("umount '\(mountPoint)'"); try? FileManager.default.removeItem(atPath: mountPoint) }
+        guard try Self.shell("mount -t tmpfs -o size=4m tmpfs '\(mountPoint)'") == 0 else {
+            Issue.record("mount failed")
+            return
+        }
+        let dir = mountPoint + "/data"
+        let config = try ConfigLoader.parse(agentTOML(dataDir: dir) + Self.jobs, baseDirectory: dir)
+        do {
+            let agent = try Agent(config: config)
+            try agent.store.close()
+        }
+        #expect(try Self.shell("mount -o remount,ro '\(mountPoint)'") == 0)
+        do {
+            _ = try Agent(config: config)
+            Issue.record("the agent started on a read-only data_dir")
+        } catch {
+            #expect("\(error)".contains("Read-only file system"), "\(error)")
+            #expect("\(error)".contains(dir), "\(error)")
+        }
+    }
 }
