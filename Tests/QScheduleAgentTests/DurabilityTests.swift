@@ -187,6 +187,17 @@ struct DurabilityTests {
         geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/bin/mount")
     }
 
+    /// Runs `body` with a fresh 4 MiB tmpfs mounted at a temporary folder, unmounted after.
+    static func withTmpfs(_ body: (String) async throws -> Void) async throws {
+        let mountPoint = try makeTemporaryDirectory()
+        defer { _ = try? shell("umount '\(mountPoint)'"); try? FileManager.default.removeItem(atPath: mountPoint) }
+        guard try shell("mount -t tmpfs -o size=4m tmpfs '\(mountPoint)'") == 0 else {
+            Issue.record("mount failed")
+            return
+        }
+        try await body(mountPoint)
+    }
+
     static func shell(_ command: String) throws -> Int32 {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
@@ -199,12 +210,7 @@ struct DurabilityTests {
     @Test("disk full: new work gets 内部错误, reads keep answering, acknowledged tasks stay; work resumes when space returns",
           .enabled(if: canMountTmpfs(), "needs root to mount a small tmpfs"))
     func diskFull() async throws {
-        let mountPoint = try makeTemporaryDirectory()
-        defer { _ = try? Self.shell("umount '\(mountPoint)'"); try? FileManager.default.removeItem(atPath: mountPoint) }
-        guard try Self.shell("mount -t tmpfs -o size=4m tmpfs '\(mountPoint)'") == 0 else {
-            Issue.record("mount failed")
-            return
-        }
+        try await Self.withTmpfs { mountPoint in
         let dir = mountPoint + "/data"
         let config = try ConfigLoader.parse(agentTOML(dataDir: dir) + Self.jobs, baseDirectory: dir)
         let agent = try Agent(config: config)
@@ -223,16 +229,12 @@ struct DurabilityTests {
             #expect(try agent.store.task(acknowledged) != nil)
         }
         try agent.store.close()
+        }
     }
 
     @Test("a read-only data_dir is a clear start-up error", .enabled(if: canMountTmpfs(), "needs root to mount a small tmpfs"))
-    func readOnlyDataDir() throws {
-        let mountPoint = try makeTemporaryDirectory()
-        defer { _ = try? Self.shell("umount '\(mountPoint)'"); try? FileManager.default.removeItem(atPath: mountPoint) }
-        guard try Self.shell("mount -t tmpfs -o size=4m tmpfs '\(mountPoint)'") == 0 else {
-            Issue.record("mount failed")
-            return
-        }
+    func readOnlyDataDir() async throws {
+        try await Self.withTmpfs { mountPoint in
         let dir = mountPoint + "/data"
         let config = try ConfigLoader.parse(agentTOML(dataDir: dir) + Self.jobs, baseDirectory: dir)
         do {
@@ -246,6 +248,7 @@ struct DurabilityTests {
         } catch {
             #expect("\(error)".contains("Read-only file system"), "\(error)")
             #expect("\(error)".contains(dir), "\(error)")
+        }
         }
     }
 }

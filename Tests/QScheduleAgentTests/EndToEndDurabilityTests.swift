@@ -5,15 +5,6 @@ import Testing
 /// Drain, shutdown and crash recovery through the real binary, real signals, `kill -9`.
 @Suite("End to end: drain, shutdown, crash", .serialized)
 struct EndToEndDurabilityTests {
-    /// A config for the CLI pointing at the agent's bound port.
-    static func cliConfig(_ agent: AgentProcess) throws -> String {
-        let config = try String(contentsOfFile: agent.configPath, encoding: .utf8)
-            .replacingOccurrences(of: "127.0.0.1:0", with: "127.0.0.1:\(agent.port)")
-        let path = agent.dataDir + "/cli.conf"
-        try config.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-
     @Test("drain while 3 jobs run: check says busy, then idle; drain --wait exits 0; a short timeout exits 1")
     func drainWhileRunning() async throws {
         let jobs = """
@@ -29,7 +20,7 @@ struct EndToEndDurabilityTests {
 
             """
         try await AgentProcess.with(jobs: jobs) { (agent: AgentProcess) async throws in
-            let cli = try Self.cliConfig(agent)
+            let cli = try agent.cliConfig()
             for job in ["e.a", "e.b", "e.c"] {
                 #expect(try await agent.call("POST", "/api2/tasks.do", json: #"{"job":"\#(job)"}"#).ret == true)
             }

@@ -53,11 +53,7 @@ struct EndToEndTests {
     @Test("qagent check exits 0 idle, 1 busy (naming the job), 2 when the agent cannot be asked")
     func checkCLI() async throws {
         try await AgentProcess.with(jobs: Self.jobs) { (agent: AgentProcess) async throws in
-            // The CLI reads listen from the config; point a copy at the bound port.
-            let config = try String(contentsOfFile: agent.configPath, encoding: .utf8)
-                .replacingOccurrences(of: "127.0.0.1:0", with: "127.0.0.1:\(agent.port)")
-            let cliConfig = agent.dataDir + "/cli.conf"
-            try config.write(toFile: cliConfig, atomically: true, encoding: .utf8)
+            let cliConfig = try agent.cliConfig()
 
             var result = try await AgentProcess.runCLI(["check", "--config", cliConfig])
             #expect(result.status == 0, "\(result.output)")
@@ -84,10 +80,7 @@ struct EndToEndTests {
 
             """
         try await AgentProcess.with(jobs: jobs) { (agent: AgentProcess) async throws in
-            let config = try String(contentsOfFile: agent.configPath, encoding: .utf8)
-                .replacingOccurrences(of: "127.0.0.1:0", with: "127.0.0.1:\(agent.port)")
-            let cliConfig = agent.dataDir + "/cli.conf"
-            try config.write(toFile: cliConfig, atomically: true, encoding: .utf8)
+            let cliConfig = try agent.cliConfig()
             let id = try #require(try await agent.call("POST", "/api2/tasks.do", json: #"{"job":"e2e.talk"}"#).message)
             #expect(try await eventually { try await agent.call("GET", "/api2/tasks/\(id)/log.do").data?["size"]?.intValue == 4 })
 

@@ -38,3 +38,15 @@ enum EnvelopeResponse {
         return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 }
+
+extension Response {
+    /// A finished answer carried as an error, for helpers that either find what a handler
+    /// needs or already know the answer (`Result<Found, Response.Failure>`).
+    struct Failure: Error {
+        let response: Response
+
+        init(_ response: Response) {
+            self.response = response
+        }
+    }
+}

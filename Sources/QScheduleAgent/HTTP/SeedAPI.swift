@@ -127,17 +127,26 @@ struct SeedAPI: Sendable {
     /// Largest log chunk one `log.do` call returns.
     static let logChunkBytes = 64 * 1024
 
+    /// The journaled task `id`, or the answer for a bad id (`参数错误`), an unknown one
+    /// (`task不存在`) or an unreadable store (`查询失败`).
+    private func journaledTask(_ id: String?) -> Result<TaskRecord, Response.Failure> {
+        guard let id, Identifier.isTaskID(id) else { return .failure(.init(EnvelopeResponse.failure(SeedMessage.badRequest))) }
+        do {
+            guard let record = try store.task(id) else {
+                return .failure(.init(EnvelopeResponse.failure(SeedMessage.taskNotFound, reason: FailureReason.taskNotFound)))
+            }
+            return .success(record)
+        } catch {
+            return .failure(.init(EnvelopeResponse.failure(SeedMessage.queryFailed, reason: FailureReason.storeUnavailable)))
+        }
+    }
+
     /// `GET /api2/tasks/$taskId.do`.
     func taskInfo(id: String?) async -> Response {
-        guard let id, Identifier.isTaskID(id) else { return EnvelopeResponse.failure(SeedMessage.badRequest) }
-        let record: TaskRecord?
-        do {
-            record = try store.task(id)
-        } catch {
-            return EnvelopeResponse.failure(SeedMessage.queryFailed, reason: FailureReason.storeUnavailable)
+        switch journaledTask(id) {
+        case .failure(let answer): return answer.response
+        case .success(let record): return EnvelopeResponse.data(TaskView(record, live: await runner.activeTask(record.id)))
         }
-        guard let record else { return EnvelopeResponse.failure(SeedMessage.taskNotFound, reason: FailureReason.taskNotFound) }
-        return EnvelopeResponse.data(TaskView(record, live: await runner.activeTask(id)))
     }
 
     /// `POST /api2/tasks/kill.do {"taskId"}`: stop a running task (499) or drop a queued one.
@@ -158,7 +167,6 @@ struct SeedAPI: Sendable {
 
     /// `GET /api2/tasks/$taskId/log.do?offset=N`: up to 64 KiB of the log from byte `N`.
     func taskLog(id: String?, offset offsetText: String?) async -> Response {
-        guard let id, Identifier.isTaskID(id) else { return EnvelopeResponse.failure(SeedMessage.badRequest) }
         let offset: Int
         if let offsetText {
             guard let parsed = Int(offsetText), parsed >= 0 else { return EnvelopeResponse.failure(SeedMessage.badRequest) }
@@ -166,13 +174,12 @@ struct SeedAPI: Sendable {
         } else {
             offset = 0
         }
-        let record: TaskRecord?
-        do {
-            record = try store.task(id)
-        } catch {
-            return EnvelopeResponse.failure(SeedMessage.queryFailed, reason: FailureReason.storeUnavailable)
+        let record: TaskRecord
+        switch journaledTask(id) {
+        case .failure(let answer): return answer.response
+        case .success(let found): record = found
         }
-        guard let record else { return EnvelopeResponse.failure(SeedMessage.taskNotFound, reason: FailureReason.taskNotFound) }
+        let id = record.id
         // The log is closed before the completion is journaled: finished means nothing more comes.
         let finished = record.status == .finished
         let path = URL(fileURLWithPath: settings.dataDir).appendingPathComponent("logs/\(id).log").path

@@ -91,6 +91,16 @@ final class AgentProcess: @unchecked Sendable {
         return process.terminationStatus
     }
 
+    /// A copy of the agent's config pointing `listen` at the bound port, for CLI commands
+    /// (which read the address from `--config`); returns its path.
+    func cliConfig() throws -> String {
+        let config = try String(contentsOfFile: configPath, encoding: .utf8)
+            .replacingOccurrences(of: "127.0.0.1:0", with: "127.0.0.1:\(port)")
+        let path = dataDir + "/cli.conf"
+        try config.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     /// SIGKILL, without waiting: for `defer` when a test ends early.
     func killNow() {
         if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
