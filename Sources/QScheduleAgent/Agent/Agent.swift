@@ -97,6 +97,8 @@ public final class Agent: Sendable {
         var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
         configuration.maximumGracefulShutdownDuration = .seconds(30)
         let group = ServiceGroup(configuration: configuration)
+        // Settle what a previous process left before anything answers (or fires).
+        await runner.recoverLeftovers()
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         // Unstructured on purpose: waiting for a second signal must not keep `run` from
         // returning once the services stopped; it is cancelled then.

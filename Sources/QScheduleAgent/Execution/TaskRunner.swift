@@ -66,6 +66,8 @@ public actor TaskRunner: Service {
 
     private var jobs: [String: JobSlot]
     private var draining = false
+    /// The settling of a previous process's leftovers; dispatches wait for it.
+    private var recovery: Task<Void, Never>?
     private var runningTotal = 0
     private var waitingTotal = 0
     private let store: AgentStore
@@ -197,6 +199,8 @@ public actor TaskRunner: Service {
         trigger: TaskTrigger = .dispatch,
         scheduledAt: Int64? = nil
     ) async -> DispatchResult {
+        // A task journaled before recovery read the journal would be taken for a leftover.
+        await recoverLeftovers()
         if let requestedID {
             do {
                 if let existing = try store.task(requestedID) { return Self.repeated(existing, job: name) }
@@ -348,7 +352,21 @@ public actor TaskRunner: Service {
     /// start time, plus every process carrying the task's environment markers — so a task
     /// id never runs twice at once. Then per job `recover`: `retry` queues the task again
     /// (attempt + 1 if it had started, up to `max_attempts`), `discard` records it 503.
-    func recoverLeftovers() async {
+    ///
+    /// Runs once; ``Agent/run(onReady:)`` calls it before the HTTP interface listens, so no
+    /// `/api/check` can answer "idle" while leftovers are being settled.
+    public func recoverLeftovers() async {
+        if let recovery {
+            await recovery.value
+            return
+        }
+        // A stored task, so that every caller (and every dispatch) waits for the one recovery.
+        let recovery = Task { await self.settleLeftovers() }
+        self.recovery = recovery
+        await recovery.value
+    }
+
+    private func settleLeftovers() async {
         let leftovers: [TaskRecord]
         do {
             leftovers = try store.unfinishedTasks()
@@ -357,13 +375,24 @@ public actor TaskRunner: Service {
             return
         }
         let earlierInstances = (try? store.registerInstance(instance)) ?? []
+        // Kill the leftovers of all tasks at once: one grace period in all, not one per task.
+        let store = self.store
+        let grace = Duration.seconds(settings.killGrace)
+        let found = await withTaskGroup(of: (String, Bool).self) { group in
+            for task in leftovers {
+                group.addTask {
+                    let identity = try? store.processIdentity(task.id)
+                    return (task.id, await Self.killLeftovers(of: identity, taskID: task.id, instances: earlierInstances, grace: grace))
+                }
+            }
+            var found: [String: Bool] = [:]
+            for await (id, any) in group { found[id] = any }
+            return found
+        }
         for task in leftovers {
-            let identity = try? store.processIdentity(task.id)
-            let found = await Self.killLeftovers(
-                of: identity, taskID: task.id, instances: earlierInstances, grace: .seconds(settings.killGrace))
             let now = Date().epochMilliseconds
             // A process found for a task journaled as queued started before its pid was journaled.
-            let started = task.status == .running || found
+            let started = task.status == .running || found[task.id] == true
             func lose(_ message: String) async {
                 await journalCompletion(TaskCompletion(
                     taskID: task.id, job: task.job, result: .lost, startTime: task.startTime ?? now, endTime: now, message: message))
