@@ -183,6 +183,58 @@ struct EndToEndDurabilityTests {
     }
 }
 
+extension EndToEndDurabilityTests {
+    static var canUnsharePID: Bool {
+        geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare")
+    }
+
+    /// Zombie processes whose parent is `pid`, from the host's /proc.
+    static func zombieChildren(of pid: Int32) -> [Int32] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        return entries.compactMap { entry -> Int32? in
+            guard let child = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && fields[0] == "Z" && Int32(fields[1]) == pid ? child : nil
+        }
+    }
+
+    @Test("as PID 1 (own pid namespace): orphans of tasks are reaped, and SIGTERM drains and exits 0",
+          .enabled(if: canUnsharePID, "needs root and unshare"))
+    func asPIDOne() async throws {
+        let jobs = """
+            [[job]]
+            name = "e.orphans"
+            command = ["/bin/sh", "-c", "(sleep 0.3 &); setsid sh -c 'sleep 0.3' & exit 0"]
+
+            """
+        let agent = try await AgentProcess.start(jobs: jobs, wrapper: ["/usr/bin/unshare", "--fork", "--pid", "--mount-proc"])
+        defer { agent.killNow() }
+        defer { try? FileManager.default.removeItem(atPath: agent.dataDir) }
+        // The agent is the unshare process's child, PID 1 inside the new namespace.
+        let agentPID = try #require(try await eventually { !Self.children(of: agent.process.processIdentifier).isEmpty }
+            ? Self.children(of: agent.process.processIdentifier).first : nil)
+        for _ in 0..<3 {
+            #expect(try await agent.call("POST", "/api2/tasks.do", json: #"{"job":"e.orphans"}"#).ret == true)
+        }
+        try await Task.sleep(for: .seconds(1))
+        #expect(try await eventually(seconds: 10) { Self.zombieChildren(of: agentPID).isEmpty }, "zombies: \(Self.zombieChildren(of: agentPID))")
+        #expect(try await agent.call("GET", "/api2/jobs/e.orphans.do").data?["lastState"] == .int(200))
+        kill(agentPID, SIGTERM)
+        #expect(try await agent.stop(signal: 0) == 0)
+    }
+
+    static func children(of pid: Int32) -> [Int32] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        return entries.compactMap { entry -> Int32? in
+            guard let child = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && Int32(fields[1]) == pid ? child : nil
+        }
+    }
+}
+
 /// Task ids acknowledged with `ret:true`, collected from concurrent requests.
 actor Acknowledged {
     private(set) var ids: [String] = []

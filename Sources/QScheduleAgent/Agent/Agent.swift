@@ -92,6 +92,7 @@ public final class Agent: Sendable {
             .init(service: TaskPruner(store: store, dataDirectory: config.agent.dataDir, retentionDays: config.agent.retentionDays, logger: logger)),
         ]
         if let scheduler { services.append(.init(service: scheduler)) }
+        if OrphanReaper.isNeeded { services.append(.init(service: OrphanReaper())) }
         services.append(.init(service: makeApplication(onReady: onReady)))
         // Signals are handled here, not by the service group: a drain must keep HTTP serving.
         var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)

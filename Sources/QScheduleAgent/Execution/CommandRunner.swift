@@ -94,6 +94,7 @@ struct CommandRunner: Sendable {
                 error: .combinedWithOutput
             ) { execution -> GroupTeardown in
                 let pid = execution.processIdentifier.value
+                OrphanReaper.leaders.withLock { _ = $0.insert(pid) }
                 await onSpawn(pid)
                 let teardown = GroupTeardown()
                 stopper.whenStopped { teardown.start(pgid: pid, grace: grace) }
@@ -106,6 +107,7 @@ struct CommandRunner: Sendable {
                 }
                 return teardown
             }
+            OrphanReaper.leaders.withLock { _ = $0.remove(result.processIdentifier.value) }
             if stopper.isStopped {
                 await result.closureResult.wait()
                 ProcessGroupKiller.sweepEscapees(taskID: taskID, instance: instance)

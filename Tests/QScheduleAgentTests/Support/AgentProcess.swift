@@ -29,14 +29,20 @@ final class AgentProcess: @unchecked Sendable {
 
     /// Starts an agent with `jobs` (TOML; `$DATA_DIR` is replaced) in `dataDir` (a new
     /// temporary folder when `nil`) and waits until it listens.
-    static func start(jobs: String, dataDir: String? = nil, agentExtra: String = "") async throws -> AgentProcess {
+    /// `wrapper` runs the agent through another program (e.g. `unshare` to make it PID 1).
+    static func start(jobs: String, dataDir: String? = nil, agentExtra: String = "", wrapper: [String] = []) async throws -> AgentProcess {
         let dir = try dataDir ?? makeTemporaryDirectory()
         let configPath = dir + "/agent.conf"
         try (agentTOML(dataDir: dir, extra: agentExtra) + jobs.replacingOccurrences(of: "$DATA_DIR", with: dir))
             .write(toFile: configPath, atomically: true, encoding: .utf8)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["run", "--config", configPath]
+        if let launcher = wrapper.first {
+            process.executableURL = URL(fileURLWithPath: launcher)
+            process.arguments = Array(wrapper.dropFirst()) + [binary, "run", "--config", configPath]
+        } else {
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = ["run", "--config", configPath]
+        }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
