@@ -66,8 +66,8 @@ struct EndToEndDurabilityTests {
         #expect(try await eventually { FileManager.default.fileExists(atPath: first.dataDir + "/attempts.txt") })
         kill(first.process.processIdentifier, SIGTERM)
         // Draining: still answering, refusing new work.
+        #expect(try await eventually { try await first.call("GET", "/api2/agent/status.do").data?["shuttingDown"] == .bool(true) })
         #expect(try await first.call("POST", "/api2/tasks.do", json: #"{"job":"e.lost"}"#).reason == "draining")
-        #expect(try await first.call("GET", "/api2/agent/status.do").data?["shuttingDown"] == .bool(true))
         #expect(try await first.stop(signal: 0) == 0)
 
         let second = try await AgentProcess.start(jobs: jobs.replacingOccurrences(of: "sleep 30", with: "sleep 0.2"), dataDir: first.dataDir,
