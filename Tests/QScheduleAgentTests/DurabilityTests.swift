@@ -134,8 +134,8 @@ struct DurabilityTests {
         }) { agent in
             let store = agent.agent.store
             #expect(try await eventually(seconds: 10) { try store.unfinishedTasks().isEmpty })
-            #expect(try await eventually(seconds: 5) { !leftover.isRunning })
-            #expect(try await eventually(seconds: 5) { !escapee.isRunning })
+            #expect(await eventually(seconds: 5) { !leftover.isRunning })
+            #expect(await eventually(seconds: 5) { !escapee.isRunning })
             #expect(bystander.isRunning)
 
             let rerun = try #require(try store.task("t-running"))

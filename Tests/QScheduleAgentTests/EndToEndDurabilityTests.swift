@@ -63,7 +63,7 @@ struct EndToEndDurabilityTests {
         defer { try? FileManager.default.removeItem(atPath: first.dataDir) }
         let long = try #require(try await first.call("POST", "/api2/tasks.do", json: #"{"job":"e.long","taskId":"long-1"}"#).message)
         let lost = try #require(try await first.call("POST", "/api2/tasks.do", json: #"{"job":"e.lost","taskId":"lost-1"}"#).message)
-        #expect(try await eventually { FileManager.default.fileExists(atPath: first.dataDir + "/attempts.txt") })
+        #expect(await eventually { FileManager.default.fileExists(atPath: first.dataDir + "/attempts.txt") })
         kill(first.process.processIdentifier, SIGTERM)
         // Draining: still answering, refusing new work.
         #expect(try await eventually { try await first.call("GET", "/api2/agent/status.do").data?["shuttingDown"] == .bool(true) })
@@ -168,7 +168,7 @@ struct EndToEndDurabilityTests {
         @Sendable func pid(_ name: String) -> Int32? {
             (try? String(contentsOfFile: first.dataDir + "/\(name).pid", encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         }
-        #expect(try await eventually { pid("leader") != nil && pid("child") != nil })
+        #expect(await eventually { pid("leader") != nil && pid("child") != nil })
         try await Task.sleep(for: .milliseconds(200))
         kill(first.process.processIdentifier, SIGKILL)
         _ = try? await first.stop(signal: SIGKILL)
@@ -178,7 +178,7 @@ struct EndToEndDurabilityTests {
 
         let second = try await AgentProcess.start(jobs: jobs, dataDir: first.dataDir)
         defer { second.killNow() }
-        #expect(try await eventually(seconds: 10) { !ExecutionTests.isAlive(leader) && !ExecutionTests.isAlive(child) })
+        #expect(await eventually(seconds: 10) { !ExecutionTests.isAlive(leader) && !ExecutionTests.isAlive(child) })
         #expect(try await eventually { try await second.call("GET", "/api2/tasks/orphan-1.do").data?["lastState"] == .int(503) })
     }
 }
@@ -212,13 +212,13 @@ extension EndToEndDurabilityTests {
         defer { agent.killNow() }
         defer { try? FileManager.default.removeItem(atPath: agent.dataDir) }
         // The agent is the unshare process's child, PID 1 inside the new namespace.
-        let agentPID = try #require(try await eventually { !Self.children(of: agent.process.processIdentifier).isEmpty }
+        let agentPID = try #require(await eventually { !Self.children(of: agent.process.processIdentifier).isEmpty }
             ? Self.children(of: agent.process.processIdentifier).first : nil)
         for _ in 0..<3 {
             #expect(try await agent.call("POST", "/api2/tasks.do", json: #"{"job":"e.orphans"}"#).ret == true)
         }
         try await Task.sleep(for: .seconds(1))
-        #expect(try await eventually(seconds: 10) { Self.zombieChildren(of: agentPID).isEmpty }, "zombies: \(Self.zombieChildren(of: agentPID))")
+        #expect(await eventually(seconds: 10) { Self.zombieChildren(of: agentPID).isEmpty }, "zombies: \(Self.zombieChildren(of: agentPID))")
         #expect(try await agent.call("GET", "/api2/jobs/e.orphans.do").data?["lastState"] == .int(200))
         kill(agentPID, SIGTERM)
         #expect(try await agent.stop(signal: 0) == 0)

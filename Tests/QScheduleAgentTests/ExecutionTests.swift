@@ -61,14 +61,14 @@ struct ExecutionTests {
         try await InProcessAgent.with(jobs: try Self.forkerJobs(dir: scripts), agentExtra: "kill_grace = 1") { agent in
             let dir = agent.agent.config.agent.dataDir
             let id = try #require(try await agent.call(.post, "/api2/tasks.do", body: #"{"job":"x.forker"}"#).message)
-            #expect(try await eventually(seconds: 5) { Self.pids(in: dir).count == 3 })
+            #expect(await eventually(seconds: 5) { Self.pids(in: dir).count == 3 })
             let pids = Self.pids(in: dir)
             #expect(pids.values.allSatisfy(Self.isAlive))
             #expect(try await eventually(seconds: 15) { try agent.agent.store.task(id)?.status == .finished })
             let task = try #require(try agent.agent.store.task(id))
             #expect(task.result == .timedOut)
             #expect(task.message == "timed out after 2s")
-            #expect(try await eventually(seconds: 5) { pids.values.allSatisfy { !Self.isAlive($0) } }, "survivors: \(pids.filter { Self.isAlive($0.value) })")
+            #expect(await eventually(seconds: 5) { pids.values.allSatisfy { !Self.isAlive($0) } }, "survivors: \(pids.filter { Self.isAlive($0.value) })")
             #expect(try await agent.call(.get, "/api2/jobs/x.forker.do").data?["lastState"] == .int(504))
         }
     }
@@ -80,7 +80,7 @@ struct ExecutionTests {
         try await InProcessAgent.with(jobs: try Self.forkerJobs(dir: scripts), agentExtra: "kill_grace = 1") { agent in
             let dir = agent.agent.config.agent.dataDir
             let id = try #require(try await agent.call(.post, "/api2/tasks.do", body: #"{"job":"x.forker.notimeout"}"#).message)
-            #expect(try await eventually(seconds: 5) { Self.pids(in: dir).count == 3 })
+            #expect(await eventually(seconds: 5) { Self.pids(in: dir).count == 3 })
             let pids = Self.pids(in: dir)
             // The pid is journaled without holding up the start: it shows up a moment later.
             #expect(try await eventually { try await agent.call(.get, "/api2/tasks/\(id).do").data?["pid"]?.intValue != nil })
@@ -90,7 +90,7 @@ struct ExecutionTests {
             #expect(kill.text == #"{"message":"操作成功","ret":true}"#)
             #expect(try await eventually(seconds: 10) { try agent.agent.store.task(id)?.status == .finished })
             #expect(try agent.agent.store.task(id)?.result == .killed)
-            #expect(try await eventually(seconds: 5) { pids.values.allSatisfy { !Self.isAlive($0) } }, "survivors: \(pids.filter { Self.isAlive($0.value) })")
+            #expect(await eventually(seconds: 5) { pids.values.allSatisfy { !Self.isAlive($0) } }, "survivors: \(pids.filter { Self.isAlive($0.value) })")
 
             let again = try await agent.call(.post, "/api2/tasks/kill.do", body: #"{"taskId":"\#(id)"}"#)
             #expect(again.text == #"{"message":"操作失败","reason":"task_finished","ret":false}"#)
@@ -235,7 +235,7 @@ struct ExecutionTests {
             #expect(task.message == "timed out after 1s; the handler did not stop within the grace period, its late result is discarded")
             #expect(task.duration.map { $0 >= 2000 } == true, "recorded before deadline + grace: \(task.duration ?? -1) ms")
             #expect(await agent.agent.runner.activeJobs().isEmpty)
-            #expect(try await eventually(seconds: 20) { returned.isSet })
+            #expect(await eventually(seconds: 20) { returned.isSet })
             try await Task.sleep(for: .milliseconds(200))
             #expect(try agent.agent.store.task(id)?.result == .timedOut)
             #expect(try agent.agent.store.task(id)?.message == task.message)

@@ -42,18 +42,12 @@ struct OrphanReaper: Service {
         let me = getpid()
         let owned = leaders.withLock { $0 }
         var zombies: Set<Int32> = []
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
-        for entry in entries {
-            guard let pid = Int32(entry), !owned.contains(pid),
-                  let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            guard fields.count > 1, fields[0] == "Z", Int32(fields[1]) == me else { continue }
-            if previouslySeen.contains(pid) {
+        for process in ProcStat.all() where process.parentPID == me && process.state == "Z" && !owned.contains(process.pid) {
+            if previouslySeen.contains(process.pid) {
                 var status: Int32 = 0
-                _ = waitpid(pid, &status, WNOHANG)
+                _ = waitpid(process.pid, &status, WNOHANG)
             } else {
-                zombies.insert(pid)
+                zombies.insert(process.pid)
             }
         }
         return zombies

@@ -15,16 +15,7 @@ enum ProcessGroupKiller {
     /// `kill(-pgid, 0)` alone would report the group alive; `/proc` tells zombies apart.
     static func groupExists(_ pgid: Int32) -> Bool {
         guard kill(-pgid, 0) == 0 || errno == EPERM else { return false }
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return true }
-        for entry in entries {
-            guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
-            // After "pid (comm)": state ppid pgrp ...
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            guard fields.count > 2, Int32(fields[2]) == pgid else { continue }
-            if fields[0] != "Z" && fields[0] != "X" { return true }
-        }
-        return false
+        return ProcStat.all().contains { $0.processGroup == pgid && !$0.hasExited }
     }
 
     /// SIGTERM now, SIGKILL after `grace` if anything of the group is left; returns when the

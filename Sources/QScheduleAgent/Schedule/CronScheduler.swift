@@ -64,7 +64,7 @@ public actor CronScheduler: Service {
     /// graceful shutdown or cancellation).
     public func run() async throws {
         await settleMissedFires()
-        try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             await self.fireLoop()
         }
     }

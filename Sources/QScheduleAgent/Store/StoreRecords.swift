@@ -118,11 +118,6 @@ public struct ProcessIdentity: Sendable, Equatable {
 
     /// The start time of `pid` from `/proc`, or `nil` when there is no such process.
     public static func startTicks(of pid: Int32) -> Int64? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
-        // After "pid (comm)": field 3 is the state; starttime is field 22, i.e. index 19 here.
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 19 else { return nil }
-        return Int64(fields[19])
+        ProcStat(pid: pid)?.startTicks
     }
 }
