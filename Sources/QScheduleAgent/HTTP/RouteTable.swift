@@ -16,6 +16,8 @@ struct RouteTable<Handler: Sendable>: Sendable {
 
     struct Route: Sendable {
         var method: HTTPRequest.Method
+        /// The pattern as registered, e.g. `/api2/jobs/{}.do`.
+        var pattern: String
         var segments: [Segment]
         var handler: Handler
         /// Whether the route sits behind `Q-Server-Token`.
@@ -36,7 +38,7 @@ struct RouteTable<Handler: Sendable>: Sendable {
             if part.hasPrefix("{}") { return .capture(suffix: String(part.dropFirst(2))) }
             return .literal(String(part))
         }
-        routes.append(Route(method: method, segments: segments, handler: handler, requiresToken: requiresToken))
+        routes.append(Route(method: method, pattern: pattern, segments: segments, handler: handler, requiresToken: requiresToken))
     }
 
     func match(method: HTTPRequest.Method, path: String) -> Match {
