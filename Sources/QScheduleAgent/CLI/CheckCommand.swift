@@ -29,11 +29,8 @@ struct CheckCommand: AsyncParsableCommand {
                 return
             }
             for job in busy {
-                let fields = job.objectValue ?? [:]
-                let name = fields["name"]?.stringValue ?? "?"
-                let duration: Int64
-                if case .int(let ms)? = fields["lastDuration"] { duration = ms } else { duration = 0 }
-                print("busy: \(name) (running for \(duration / 1000)s)")
+                let duration = job["lastDuration"]?.intValue ?? 0
+                print("busy: \(job["name"]?.stringValue ?? "?") (running for \(duration / 1000)s)")
             }
             throw ExitCode(1)
         } catch let exit as ExitCode {
