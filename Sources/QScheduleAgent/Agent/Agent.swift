@@ -20,6 +20,10 @@ public final class Agent: Sendable {
     public let runner: TaskRunner
     /// Fires cron jobs locally; `nil` when a central scheduler (`[scheduler] url`) drives this host.
     public let scheduler: CronScheduler?
+    /// Delivers the report outbox and heartbeats; `nil` without `[report] url`.
+    public let reporter: Reporter?
+    /// Tells the central scheduler (`[scheduler] url`) about drains; `nil` when there is none.
+    public let central: CentralWorkers?
     /// Advertised IP and bound port.
     public let identity: AgentIdentity
     let logger: Logger
@@ -47,22 +51,36 @@ public final class Agent: Sendable {
         identity = AgentIdentity.resolve(settings: config.agent)
         lock = try DataDirectoryLock(dataDirectory: config.agent.dataDir)
         do {
-            store = try AgentStore(dataDirectory: config.agent.dataDir, durability: config.agent.journalDurability)
+            store = try AgentStore(
+                dataDirectory: config.agent.dataDir, durability: config.agent.journalDurability,
+                reportAddress: config.report == nil ? nil : Self.addressProvider(identity))
         } catch {
             throw ConfigError("cannot open the store in data_dir \"\(config.agent.dataDir)\": \(error)")
         }
         runner = try TaskRunner(
             jobs: jobs, states: try store.jobStates(), store: store, settings: config.agent, instance: instance,
-            idGenerator: TaskIDGenerator(ip: identity.ipText, timeZone: config.agent.timeZone), logger: logger)
+            idGenerator: TaskIDGenerator(ip: identity.ipText, timeZone: config.agent.timeZone),
+            outboxLimit: config.report?.outboxMax, logger: logger)
+        let (store, runner, identity) = (self.store, self.runner, self.identity)
+        reporter = config.report.map {
+            Reporter(settings: $0, store: store, runner: runner, identity: identity, token: config.agent.tokens[0], logger: logger)
+        }
+        central = config.scheduler.map {
+            CentralWorkers(settings: $0, store: store, identity: identity, token: config.agent.tokens[0], logger: logger)
+        }
         scheduler = config.schedulerURL == nil
             ? CronScheduler(jobs: config.jobs, runner: runner, store: store, timeZone: config.agent.timeZone, logger: logger)
             : nil
     }
 
+    private static func addressProvider(_ identity: AgentIdentity) -> @Sendable () -> String {
+        { identity.address }
+    }
+
     /// The HTTP interface's responder (used by ``makeApplication(onReady:)`` and in-process tests).
     func makeResponder() -> AgentHTTPResponder {
         AgentHTTPResponder(
-            api: SeedAPI(runner: runner, scheduler: scheduler, store: store, identity: identity, settings: config.agent),
+            api: SeedAPI(runner: runner, scheduler: scheduler, reporter: reporter, central: central, store: store, identity: identity, settings: config.agent),
             tokens: config.agent.tokens,
             maxBodyBytes: config.agent.maxRequestBytes)
     }
@@ -89,6 +107,10 @@ public final class Agent: Sendable {
     public func run(onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: runner),
+        ]
+        // After the runner: stopped before it, once the HTTP interface and the scheduler are down.
+        if let reporter { services.append(.init(service: reporter)) }
+        services += [
             .init(service: TaskPruner(store: store, dataDirectory: config.agent.dataDir, retentionDays: config.agent.retentionDays, logger: logger)),
         ]
         if let scheduler { services.append(.init(service: scheduler)) }
@@ -100,6 +122,14 @@ public final class Agent: Sendable {
         let group = ServiceGroup(configuration: configuration)
         // Settle what a previous process left before anything answers (or fires).
         await runner.recoverLeftovers()
+        if let central, await central.toldOffline {
+            // A drain told the central scheduler this host is offline; this process takes work.
+            let runner = self.runner
+            Task {
+                let outcomes = await central.bringOnline(jobs: await runner.schedulableJobs)
+                self.logger.notice("told the central scheduler this host is back", metadata: ["outcomes": "\(outcomes.map { "\($0.job)=\($0.outcome.rawValue)" })"])
+            }
+        }
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         // Unstructured on purpose: waiting for a second signal must not keep `run` from
         // returning once the services stopped; it is cancelled then.
@@ -121,6 +151,13 @@ public final class Agent: Sendable {
     /// stop the services.
     func shutDown(_ group: ServiceGroup) async {
         await runner.beginShutdown()
+        // Told while the tasks finish; bounded by the client's timeout.
+        let runner = self.runner
+        let telling = Task { [central] in
+            guard let central else { return }
+            _ = await central.takeOffline(jobs: await runner.schedulableJobs, undoOnLastWorker: false)
+        }
+        defer { telling.cancel() }
         let deadline = ContinuousClock.now.advanced(by: .seconds(config.agent.shutdownGrace))
         while await !runner.activeJobs().isEmpty, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(100))
@@ -129,6 +166,7 @@ public final class Agent: Sendable {
             logger.warning("shutdown grace over: stopping the remaining tasks")
             await runner.stopAllForShutdown()
         }
+        await telling.value
         await group.triggerGracefulShutdown()
     }
 }

@@ -16,7 +16,7 @@ struct CheckCommand: AsyncParsableCommand {
     func run() async throws {
         do {
             let config = try options.load()
-            let client = AgentClient(settings: config.agent)
+            let client = SeedClient(settings: config.agent)
             let askIP = ip ?? config.agent.advertiseIP ?? "127.0.0.1"
             let answer = try await client.get("/api/check/\(askIP).do")
             guard answer.ret else {

@@ -59,7 +59,7 @@ struct TasksCommand: AsyncParsableCommand {
 
     /// Runs one request against the agent of `--config`; a `ret:false` answer exits 1, a
     /// transport problem 2.
-    static func call(_ options: ConfigOption, _ request: (AgentClient) async throws -> AgentClient.Answer) async throws -> AgentClient.Answer {
+    static func call(_ options: ConfigOption, _ request: (SeedClient) async throws -> SeedClient.Answer) async throws -> SeedClient.Answer {
         let config: AgentConfig
         do {
             config = try options.load()
@@ -68,7 +68,7 @@ struct TasksCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         do {
-            let answer = try await request(AgentClient(settings: config.agent))
+            let answer = try await request(SeedClient(settings: config.agent))
             guard answer.ret else {
                 print("qagent: \(answer.message ?? "refused")\(answer.reason.map { " (\($0))" } ?? "")")
                 throw ExitCode(1)

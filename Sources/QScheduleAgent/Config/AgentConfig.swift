@@ -7,19 +7,63 @@ import Foundation
 public struct AgentConfig: Sendable {
     /// `[agent]`: identity, listening address, storage and limits of this host.
     public var agent: AgentSettings
-    /// `[report] url`: where finished tasks are POSTed (optional).
-    public var reportURL: URL?
-    /// `[scheduler] url`: a central server speaking the seed interface (optional).
-    public var schedulerURL: URL?
+    /// `[report]`: where finished tasks and heartbeats are POSTed (optional).
+    public var report: ReportSettings?
+    /// `[scheduler]`: a central server speaking the seed interface (optional).
+    public var scheduler: SchedulerSettings?
     /// `[[job]]`: the jobs registered on this host, in file order.
     public var jobs: [JobConfig]
 
+    /// `[report] url`, when reporting is configured.
+    public var reportURL: URL? { report?.url }
+    /// `[scheduler] url`, when a central scheduler drives this host.
+    public var schedulerURL: URL? { scheduler?.url }
+
     /// Creates a configuration from already-validated parts (tests and embedders).
-    public init(agent: AgentSettings, reportURL: URL? = nil, schedulerURL: URL? = nil, jobs: [JobConfig]) {
+    public init(agent: AgentSettings, report: ReportSettings? = nil, scheduler: SchedulerSettings? = nil, jobs: [JobConfig]) {
         self.agent = agent
-        self.reportURL = reportURL
-        self.schedulerURL = schedulerURL
+        self.report = report
+        self.scheduler = scheduler
         self.jobs = jobs
+    }
+}
+
+/// The `[report]` table: the durable outbox of finished tasks and the heartbeat (DESIGN §7).
+public struct ReportSettings: Sendable {
+    /// Where reports and heartbeats are POSTed.
+    public var url: URL
+    /// Reports waiting at most; when the outbox (plus the reports that running and queued
+    /// tasks will add) reaches it, dispatches are refused with `outbox_full`.
+    public var outboxMax: Int = 10_000
+    /// Reports per POST at most.
+    public var batchMax: Int = 100
+    /// Bytes of reports per POST at most (a single larger report still goes, alone).
+    public var batchMaxBytes: Int = 256 << 10
+    /// First wait after a failed delivery, in milliseconds; doubles per failure.
+    public var backoffMinMs: Int = 1_000
+    /// Longest wait between delivery attempts, in milliseconds (also caps `Retry-After`).
+    public var backoffMaxMs: Int = 60_000
+    /// Seconds between heartbeats; 0 = none.
+    public var heartbeatInterval: Int = 30
+    /// Seconds for connecting and for each wait on the receiver's answer.
+    public var timeout: Int = 10
+    /// Seconds a shutdown spends delivering what is left in the outbox.
+    public var flushTimeout: Int = 5
+
+    public init(url: URL) {
+        self.url = url
+    }
+}
+
+/// The `[scheduler]` table: a central server speaking the seed interface.
+public struct SchedulerSettings: Sendable {
+    /// The server's base URL; `/api2/workers/state.do` etc. are appended.
+    public var url: URL
+    /// Seconds for connecting and for each wait on the server's answer.
+    public var timeout: Int = 10
+
+    public init(url: URL) {
+        self.url = url
     }
 }
 

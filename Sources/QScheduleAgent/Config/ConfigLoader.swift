@@ -105,8 +105,32 @@ public enum ConfigLoader {
             throw ConfigError("\(fileName): no token configured: set [agent] token or token_file, or the QAGENT_TOKEN environment variable")
         }
 
-        let reportURL = try urlTable(top, "report", fileName: fileName, locator: locator)
-        let schedulerURL = try urlTable(top, "scheduler", fileName: fileName, locator: locator)
+        var report: ReportSettings?
+        if let table = try top.table("report") {
+            let reader = TableReader(table: table, tableName: "report", label: "[report]", fileName: fileName, locator: locator)
+            try reader.rejectUnknownKeys(allowed: [
+                "url", "outbox_max", "batch_max", "batch_max_bytes", "backoff_min_ms", "backoff_max_ms",
+                "heartbeat_interval", "timeout", "flush_timeout",
+            ])
+            var settings = ReportSettings(url: try reader.url())
+            settings.outboxMax = try reader.int("outbox_max", range: 1...10_000_000) ?? settings.outboxMax
+            settings.batchMax = try reader.int("batch_max", range: 1...10_000) ?? settings.batchMax
+            settings.batchMaxBytes = try reader.int("batch_max_bytes", range: 1024...(64 << 20)) ?? settings.batchMaxBytes
+            settings.backoffMinMs = try reader.int("backoff_min_ms", range: 1...3_600_000) ?? settings.backoffMinMs
+            settings.backoffMaxMs = try reader.int("backoff_max_ms", range: settings.backoffMinMs...86_400_000) ?? max(settings.backoffMaxMs, settings.backoffMinMs)
+            settings.heartbeatInterval = try reader.int("heartbeat_interval", range: 0...86_400) ?? settings.heartbeatInterval
+            settings.timeout = try reader.int("timeout", range: 1...3600) ?? settings.timeout
+            settings.flushTimeout = try reader.int("flush_timeout", range: 0...3600) ?? settings.flushTimeout
+            report = settings
+        }
+        var scheduler: SchedulerSettings?
+        if let table = try top.table("scheduler") {
+            let reader = TableReader(table: table, tableName: "scheduler", label: "[scheduler]", fileName: fileName, locator: locator)
+            try reader.rejectUnknownKeys(allowed: ["url", "timeout"])
+            var settings = SchedulerSettings(url: try reader.url())
+            settings.timeout = try reader.int("timeout", range: 1...3600) ?? settings.timeout
+            scheduler = settings
+        }
 
         var jobs: [JobConfig] = []
         if let jobValue = root["job"] {
@@ -124,7 +148,7 @@ public enum ConfigLoader {
                 jobs.append(job)
             }
         }
-        return AgentConfig(agent: settings, reportURL: reportURL, schedulerURL: schedulerURL, jobs: jobs)
+        return AgentConfig(agent: settings, report: report, scheduler: scheduler, jobs: jobs)
     }
 
     private static func parseJob(_ table: TOMLTable, index: Int, fileName: String, baseDirectory: String, locator: TOMLKeyLocator) throws -> JobConfig {
@@ -194,17 +218,6 @@ public enum ConfigLoader {
         return job
     }
 
-    private static func urlTable(_ top: TableReader, _ name: String, fileName: String, locator: TOMLKeyLocator) throws -> URL? {
-        guard let table = try top.table(name) else { return nil }
-        let reader = TableReader(table: table, tableName: name, label: "[\(name)]", fileName: fileName, locator: locator)
-        try reader.rejectUnknownKeys(allowed: ["url"])
-        guard let text = try reader.string("url") else { return nil }
-        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil else {
-            throw reader.error("url", "must be an http:// or https:// URL, got \"\(text)\"")
-        }
-        return url
-    }
-
     private static func resolve(_ path: String, against base: String) -> String {
         if path.hasPrefix("/") { return path }
         return URL(fileURLWithPath: base).appendingPathComponent(path).standardizedFileURL.path
@@ -266,6 +279,15 @@ private struct TableReader {
             throw error(key, "must be >= \(range.lowerBound)\(upper), got \(int)")
         }
         return int
+    }
+
+    /// The required `url` key: an absolute http(s) URL.
+    func url() throws -> URL {
+        guard let text = try string("url") else { throw error("url", "is required") }
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil else {
+            throw error("url", "must be an http:// or https:// URL, got \"\(text)\"")
+        }
+        return url
     }
 
     func choice<Choice: RawRepresentable & CaseIterable>(_ key: String, _: Choice.Type) throws -> Choice? where Choice.RawValue == String {

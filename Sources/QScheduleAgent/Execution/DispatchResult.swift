@@ -8,6 +8,9 @@ public enum RefusalReason: String, Sendable, Equatable {
     case overloaded
     /// `overlap = "discard"` and a task of the job is active.
     case jobBusy = "job_busy"
+    /// The report outbox (with the reports that active tasks will add) is at `outbox_max`:
+    /// back-pressure until the receiver takes reports again.
+    case outboxFull = "outbox_full"
     /// The caller-given task id belongs to a task of another job.
     case taskIDConflict = "task_id_conflict"
 }

@@ -78,6 +78,8 @@ public actor TaskRunner: Service {
     private let logDirectory: String
     private let runDirectory: String
     private let logger: Logger
+    /// `[report] outbox_max`, when finished tasks are reported.
+    private let outboxLimit: Int?
     private let starts: AsyncStream<StartOrder>
     private let startContinuation: AsyncStream<StartOrder>.Continuation
 
@@ -88,6 +90,7 @@ public actor TaskRunner: Service {
         settings: AgentSettings,
         instance: String = UUID().uuidString,
         idGenerator: TaskIDGenerator,
+        outboxLimit: Int? = nil,
         logger: Logger
     ) throws {
         var slots: [String: JobSlot] = [:]
@@ -104,6 +107,7 @@ public actor TaskRunner: Service {
         self.idGenerator = idGenerator
         self.instance = instance
         self.logger = logger
+        self.outboxLimit = outboxLimit
         logDirectory = URL(fileURLWithPath: settings.dataDir).appendingPathComponent("logs").path
         runDirectory = URL(fileURLWithPath: settings.dataDir).appendingPathComponent("run").path
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
@@ -138,6 +142,9 @@ public actor TaskRunner: Service {
 
     /// Whether the job is enabled (stored state, else `agent.conf`).
     public func isEnabled(_ name: String) -> Bool? { jobs[name]?.enabled }
+
+    /// Names of the jobs this host takes work for (not taken offline here), sorted.
+    public var schedulableJobs: [String] { jobs.filter(\.value.canSchedule).keys.sorted() }
 
     /// Whether this host takes work for the job.
     public func canSchedule(_ name: String) -> Bool? { jobs[name]?.canSchedule }
@@ -222,6 +229,7 @@ public actor TaskRunner: Service {
             break  // a newer task supersedes the others: the job never holds more than two
         }
         if runningTotal + waitingTotal >= settings.maxRunning + settings.maxQueued { return .refused(.overloaded) }
+        if let outboxLimit, store.outboxDepth.value + unreportedTasks >= outboxLimit { return .refused(.outboxFull) }
 
         slot.reserved += 1
         jobs[name] = slot
@@ -317,6 +325,12 @@ public actor TaskRunner: Service {
             }
         }
         return false
+    }
+
+    /// Tasks accepted but not yet in the outbox: each will add one report. Counting them keeps
+    /// the outbox within `outbox_max` even when every active task finishes at once.
+    private var unreportedTasks: Int {
+        runningTotal + waitingTotal + jobs.values.reduce(0) { $0 + $1.finishing.count }
     }
 
     // MARK: Shutdown and recovery

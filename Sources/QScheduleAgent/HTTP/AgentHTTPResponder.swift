@@ -48,7 +48,7 @@ struct AgentHTTPResponder: HTTPResponder {
         table.add(.post, "/api2/workers/state.do", requiresToken: true) { api, call in await api.setWorkers(body: call.body) }
         table.add(.get, "/api2/workers/{}.do", requiresToken: true) { api, call in await api.workers(job: call.captured) }
         table.add(.get, "/api2/agent/status.do", requiresToken: true) { api, _ in await api.status() }
-        table.add(.post, "/api2/agent/drain.do", requiresToken: true) { api, _ in await api.drain() }
+        table.add(.post, "/api2/agent/drain.do", requiresToken: true) { api, call in await api.drain(body: call.body) }
         table.add(.post, "/api2/agent/resume.do", requiresToken: true) { api, _ in await api.resume() }
         table.add(.post, "/api2/tasks/kill.do", requiresToken: true) { api, call in await api.killTask(body: call.body) }
         table.add(.get, "/api2/tasks/{}.do", requiresToken: true) { api, call in await api.taskInfo(id: call.captured) }

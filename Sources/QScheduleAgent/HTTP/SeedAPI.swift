@@ -5,6 +5,8 @@ import Hummingbird
 struct SeedAPI: Sendable {
     let runner: TaskRunner
     let scheduler: CronScheduler?
+    let reporter: Reporter?
+    let central: CentralWorkers?
     let store: AgentStore
     let identity: AgentIdentity
     let settings: AgentSettings
@@ -40,21 +42,48 @@ struct SeedAPI: Sendable {
             address: identity.address, version: AgentVersion.current, draining: await runner.isDraining,
             drainingSince: await runner.drainingSince, shuttingDown: await runner.shuttingDown,
             running: counts.running, queued: counts.waiting, runningTasks: await runner.runningTaskIDs,
-            cron: .init(mode: scheduler == nil ? "central" : "local", jobs: cronJobs, fires: cronCounts.fires, skips: cronCounts.skips)))
+            cron: .init(mode: scheduler == nil ? "central" : "local", jobs: cronJobs, fires: cronCounts.fires, skips: cronCounts.skips),
+            report: await reporter?.snapshot(), central: await central?.snapshot()))
     }
 
-    /// `POST /api2/agent/drain.do`: stop intake; running and queued tasks go on. Idempotent.
-    func drain() async -> Response {
+    /// `POST /api2/agent/drain.do` (`{"forceLocal":true}` optional): stop intake; running and
+    /// queued tasks go on. Idempotent. With `[scheduler] url`, the central server is first told
+    /// this host is offline for each of its jobs; when it answers `所有机器不能全部下线` for any,
+    /// that is undone there and the drain refused (`last_worker`), unless `forceLocal`.
+    func drain(body: JSONValue?) async -> Response {
+        var outcomes: [CentralWorkers.Outcome]?
+        if let central {
+            let force = body?["forceLocal"]?.boolValue ?? false
+            let found = await central.takeOffline(jobs: await runner.schedulableJobs, undoOnLastWorker: !force)
+            if !force, found.contains(where: { $0.outcome == .lastWorker }) {
+                return EnvelopeResponse.make(Envelope(ret: false, message: SeedMessage.allWorkersOffline, reason: FailureReason.lastWorker,
+                                                      data: CentralAnswer(central: found)))
+            }
+            outcomes = found
+        }
         await runner.setDraining(true)
-        return EnvelopeResponse.success(message: SeedMessage.ok)
+        return centralAnswer(outcomes)
     }
 
     /// `POST /api2/agent/resume.do`: take work again; refused while the agent is stopping.
+    /// With `[scheduler] url`, the central server is told this host is back for its jobs.
     func resume() async -> Response {
         guard await runner.setDraining(false) else {
             return EnvelopeResponse.failure(SeedMessage.operationFailed, reason: FailureReason.shuttingDown)
         }
-        return EnvelopeResponse.success(message: SeedMessage.ok)
+        var outcomes: [CentralWorkers.Outcome]?
+        if let central { outcomes = await central.bringOnline(jobs: await runner.schedulableJobs) }
+        return centralAnswer(outcomes)
+    }
+
+    /// `data.central`: what the central scheduler answered for each job, when there is one.
+    private struct CentralAnswer: Encodable {
+        var central: [CentralWorkers.Outcome]
+    }
+
+    private func centralAnswer(_ outcomes: [CentralWorkers.Outcome]?) -> Response {
+        guard let outcomes else { return EnvelopeResponse.success(message: SeedMessage.ok) }
+        return EnvelopeResponse.make(Envelope(ret: true, message: SeedMessage.ok, reason: nil, data: CentralAnswer(central: outcomes)))
     }
 
     // MARK: Jobs

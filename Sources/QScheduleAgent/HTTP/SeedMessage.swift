@@ -31,4 +31,6 @@ public enum FailureReason {
     public static let taskNotFound = "task_not_found"
     public static let taskFinished = "task_finished"
     public static let shuttingDown = "shutting_down"
+    /// The central scheduler refused to take this host offline for a job it is the last worker of.
+    public static let lastWorker = "last_worker"
 }

@@ -21,4 +21,8 @@ struct StatusView: Encodable, Sendable {
     /// Ids of the running tasks, oldest first.
     var runningTasks: [String]
     var cron: Cron
+    /// The report outbox and heartbeat; absent without `[report] url`.
+    var report: Reporter.Snapshot?
+    /// The central scheduler drains are told about; absent without `[scheduler] url`.
+    var central: CentralWorkers.Snapshot?
 }

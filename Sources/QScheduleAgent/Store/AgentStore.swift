@@ -14,8 +14,13 @@ public final class AgentStore: Sendable {
 
     /// The database file path.
     public let path: String
-    private let pool: DatabasePool
+    let pool: DatabasePool
     private let journal: GroupCommitter
+    /// The `address` written into reports; `nil` when no `[report] url` is configured (then
+    /// finished tasks are not queued for reporting).
+    let reportAddress: (@Sendable () -> String)?
+    /// Reports waiting in the outbox, kept in memory so that admission never reads SQLite.
+    public let outboxDepth: OutboxDepth
 
     /// How commits reach the disk.
     public enum Durability: Sendable {
@@ -26,7 +31,10 @@ public final class AgentStore: Sendable {
     }
 
     /// Opens (creating when needed) `qagent.sqlite` inside `dataDirectory` and migrates it.
-    public init(dataDirectory: String, durability: Durability = .full) throws {
+    ///
+    /// With `reportAddress`, every finished task is also queued in the report outbox, in the
+    /// transaction that records it.
+    public init(dataDirectory: String, durability: Durability = .full, reportAddress: (@Sendable () -> String)? = nil) throws {
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         path = URL(fileURLWithPath: dataDirectory).appendingPathComponent("qagent.sqlite").path
         var configuration = Configuration()
@@ -39,6 +47,8 @@ public final class AgentStore: Sendable {
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(synchronous)") }
         try Self.migrator.migrate(pool)
         journal = GroupCommitter(pool: pool)
+        self.reportAddress = reportAddress
+        outboxDepth = OutboxDepth(try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 })
     }
 
     /// Closes the database; every later call throws. Used at shutdown and by fault tests.
@@ -96,6 +106,20 @@ public final class AgentStore: Sendable {
             // Every agent process that used this store: a restart sweeps for the leftovers of
             // each, even for a task whose pid was not journaled before the crash.
             try db.execute(sql: "CREATE TABLE agent_instance (instance TEXT PRIMARY KEY NOT NULL, started_at INTEGER NOT NULL)")
+        }
+        migrator.registerMigration("v5-outbox") { db in
+            // Finished tasks waiting to be reported upstream (DESIGN §7), in finishing order;
+            // `payload` is the report object as sent. And small facts the agent keeps about
+            // itself (`central_offline`: drain told the central scheduler this host is offline).
+            try db.execute(sql: """
+                CREATE TABLE outbox (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    task_id TEXT NOT NULL,
+                    enqueued_at INTEGER NOT NULL,
+                    payload TEXT NOT NULL
+                );
+                CREATE TABLE agent_fact (name TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+                """)
         }
         return migrator
     }
@@ -285,6 +309,7 @@ public final class AgentStore: Sendable {
 
     /// Records a finished task and the job's `last*` fields in one transaction.
     public func finishTask(_ completion: TaskCompletion) async throws {
+        let address = reportAddress?()
         try await journal.write { db in
             try db.cachedStatement(sql: """
                 UPDATE task SET status = 'finished', result = ?, start_time = ?, end_time = ?, duration = ?,
@@ -300,7 +325,17 @@ public final class AgentStore: Sendable {
                 """).execute(arguments: [
                     completion.job, completion.startTime, completion.result.rawValue, completion.duration, completion.endTime,
                 ])
+            if let address {
+                // The report is built from the row just written, so it says exactly what the journal says.
+                try db.cachedStatement(sql: """
+                    INSERT INTO outbox (task_id, enqueued_at, payload)
+                    SELECT id, ?, json_object('taskId', id, 'job', job, 'address', ?, 'state', result,
+                        'startTime', start_time, 'endTime', end_time, 'duration', duration, 'message', message, 'attempt', attempt)
+                    FROM task WHERE id = ?
+                    """).execute(arguments: [completion.endTime, address, completion.taskID])
+            }
         }
+        if address != nil { outboxDepth.add(1) }
     }
 
     private static func task(_ row: Row) -> TaskRecord {

@@ -1,0 +1,88 @@
+import Foundation
+import GRDB
+import Synchronization
+
+/// The number of reports waiting in the outbox. The store adds one per finished task it
+/// queues; the reporter sets the true count after each delivery, so a drift cannot last.
+public final class OutboxDepth: Sendable {
+    private let count: Mutex<Int>
+    /// Yields whenever a report is queued; the reporter waits on it while the outbox is empty.
+    let additions: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+
+    init(_ initial: Int) {
+        count = Mutex(initial)
+        (additions, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Reports waiting now.
+    public var value: Int { count.withLock { $0 } }
+
+    func add(_ n: Int) {
+        count.withLock { $0 += n }
+        continuation.yield()
+    }
+
+    func set(_ n: Int) { count.withLock { $0 = n } }
+}
+
+/// One queued report: its outbox position and the JSON object sent for it.
+public struct OutboxEntry: Sendable, Equatable {
+    public var seq: Int64
+    public var taskID: String
+    public var payload: String
+}
+
+extension AgentStore {
+    // MARK: Report outbox
+
+    /// The oldest queued reports: at most `limit`, and at most `maxBytes` of payload (the
+    /// first entry always, however large, so that nothing can block the outbox).
+    public func outboxBatch(limit: Int, maxBytes: Int) throws -> [OutboxEntry] {
+        try pool.read { db in
+            var entries: [OutboxEntry] = []
+            var bytes = 0
+            let rows = try Row.fetchCursor(db, sql: "SELECT seq, task_id, payload FROM outbox ORDER BY seq LIMIT ?", arguments: [limit])
+            while let row = try rows.next() {
+                let payload: String = row["payload"]
+                bytes += payload.utf8.count + 1
+                if !entries.isEmpty, bytes > maxBytes { break }
+                entries.append(OutboxEntry(seq: row["seq"], taskID: row["task_id"], payload: payload))
+            }
+            return entries
+        }
+    }
+
+    /// Removes delivered reports and refreshes ``outboxDepth`` from the table.
+    public func removeFromOutbox(_ seqs: [Int64]) async throws {
+        let depth = try await pool.write { db in
+            for seq in seqs { try db.execute(sql: "DELETE FROM outbox WHERE seq = ?", arguments: [seq]) }
+            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0
+        }
+        outboxDepth.set(depth)
+    }
+
+    /// When the oldest queued report was queued (epoch ms), or `nil` when the outbox is empty.
+    public func oldestOutboxEntry() throws -> Int64? {
+        try pool.read { db in try Int64.fetchOne(db, sql: "SELECT enqueued_at FROM outbox ORDER BY seq LIMIT 1") }
+    }
+
+    // MARK: Facts
+
+    /// A small fact the agent keeps about itself, or `nil`.
+    public func fact(_ name: String) throws -> String? {
+        try pool.read { db in try String.fetchOne(db, sql: "SELECT value FROM agent_fact WHERE name = ?", arguments: [name]) }
+    }
+
+    /// Records (or, with `nil`, forgets) a fact.
+    public func setFact(_ name: String, _ value: String?) throws {
+        try pool.write { db in
+            if let value {
+                try db.execute(sql: "INSERT INTO agent_fact (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                               arguments: [name, value])
+            } else {
+                try db.execute(sql: "DELETE FROM agent_fact WHERE name = ?", arguments: [name])
+            }
+        }
+    }
+}
