@@ -106,7 +106,7 @@ public actor Reporter: Service {
     /// Delivers what it can until the outbox is empty or `limit` has passed.
     private func flush(within limit: Duration) async {
         let deadline = ContinuousClock.now.advanced(by: limit)
-        while ContinuousClock.now < deadline, store.outboxDepth.value > 0 {
+        while ContinuousClock.now < deadline, store.outboxDepth.value > 0, !Task.isCancelled {
             switch await deliverOneBatch() {
             case .delivered, .empty:
                 continue

@@ -77,6 +77,12 @@ struct InProcessAgent: Sendable {
                 try await agent.runner.run()
                 return nil
             }
+            if let reporter = agent.reporter {
+                group.addTask {
+                    try await reporter.run()
+                    return nil
+                }
+            }
             if let scheduler = agent.scheduler {
                 group.addTask {
                     try await scheduler.run()
