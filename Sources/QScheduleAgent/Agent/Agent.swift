@@ -115,21 +115,16 @@ public final class Agent: Sendable {
         ]
         if let scheduler { services.append(.init(service: scheduler)) }
         if OrphanReaper.isNeeded { services.append(.init(service: OrphanReaper())) }
-        services.append(.init(service: makeApplication(onReady: onReady)))
+        services.append(.init(service: makeApplication(onReady: { port in
+            await onReady(port)
+            await self.tellCentralBackIfDrained()
+        })))
         // Signals are handled here, not by the service group: a drain must keep HTTP serving.
         var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
         configuration.maximumGracefulShutdownDuration = .seconds(30)
         let group = ServiceGroup(configuration: configuration)
         // Settle what a previous process left before anything answers (or fires).
         await runner.recoverLeftovers()
-        if let central, await central.toldOffline {
-            // A drain told the central scheduler this host is offline; this process takes work.
-            let runner = self.runner
-            Task {
-                let outcomes = await central.bringOnline(jobs: await runner.schedulableJobs)
-                self.logger.notice("told the central scheduler this host is back", metadata: ["outcomes": "\(outcomes.map { "\($0.job)=\($0.outcome.rawValue)" })"])
-            }
-        }
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         // Unstructured on purpose: waiting for a second signal must not keep `run` from
         // returning once the services stopped; it is cancelled then.
@@ -145,6 +140,20 @@ public final class Agent: Sendable {
         }
         defer { signalWatcher.cancel() }
         try await group.run()
+    }
+
+    /// Once listening: if a drain (of this or an earlier process) told the central scheduler
+    /// this host is offline, tell it the host is back, since this process takes work.
+    private func tellCentralBackIfDrained() async {
+        guard let central, await central.toldOffline else { return }
+        let runner = self.runner
+        let logger = self.logger
+        Task {
+            let outcomes = await central.bringOnline(jobs: await runner.schedulableJobs)
+            logger.notice("told the central scheduler this host takes work again", metadata: [
+                "outcomes": "\(outcomes.map { "\($0.job)=\($0.outcome.rawValue)" }.joined(separator: " "))",
+            ])
+        }
     }
 
     /// Drain, wait up to `shutdown_grace` for running and queued tasks, stop the rest, then

@@ -32,7 +32,10 @@ struct QAgentCommand: AsyncParsableCommand {
         commandName: "qagent",
         abstract: "The QSchedule worker-side agent: runs this host's jobs and serves the seed interface for it.",
         version: AgentVersion.current,
-        subcommands: [RunCommand.self, CheckCommand.self, DrainCommand.self, ResumeCommand.self, StatusCommand.self, TasksCommand.self, CronCommand.self],
+        subcommands: [
+            RunCommand.self, CheckCommand.self, DrainCommand.self, ResumeCommand.self, StatusCommand.self,
+            JobsCommand.self, TriggerCommand.self, WorkersCommand.self, TasksCommand.self, CronCommand.self,
+        ],
         defaultSubcommand: nil)
 }
 

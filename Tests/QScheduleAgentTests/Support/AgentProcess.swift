@@ -137,7 +137,9 @@ final class AgentProcess: @unchecked Sendable {
         try await call(method, path, token: token, body: Data(json.utf8))
     }
 
-    /// Runs `qagent ARGS` to completion; returns its exit status and output.
+    /// Runs `qagent ARGS` to completion; returns its exit status and output (stdout and
+    /// stderr together). Waits without blocking a thread: fakes served by this test process
+    /// must keep answering while the CLI talks to them.
     static func runCLI(_ arguments: [String]) async throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
@@ -145,10 +147,21 @@ final class AgentProcess: @unchecked Sendable {
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
+        let output = OutputBuffer()
+        let (ended, end) = AsyncStream.makeStream(of: Void.self)
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let chunk = handle.availableData
+            guard !chunk.isEmpty else {
+                handle.readabilityHandler = nil
+                end.finish()
+                return
+            }
+            output.append(chunk)
+        }
         try process.run()
-        let data = try pipe.fileHandleForReading.readToEnd() ?? Data()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        for await _ in ended {}
+        while process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
+        return (process.terminationStatus, output.text)
     }
 }
 

@@ -86,6 +86,11 @@ final class FakeUpstream: Sendable {
             guard let list = state.workersList.withLock({ $0[job] }) else { return envelope(false, SeedMessage.jobNotFound) }
             return json(.object(["ret": .bool(true), "data": list]))
         }
+        // A server that accepts the connection and then says nothing for a long while.
+        router.get("/slow/**") { _, _ -> Response in
+            try await Task.sleep(for: .seconds(5))
+            return envelope(true, SeedMessage.ok)
+        }
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let app = Application(
             router: router,

@@ -1,0 +1,96 @@
+import ArgumentParser
+import Foundation
+
+/// Options of every client command: which server to ask (the local agent from `--config`,
+/// or any `--server` speaking the seed interface), with which token, and how to print.
+struct ClientOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: "Path to agent.conf (address and token of the local agent).")
+    var config: String = "/etc/qagent/agent.conf"
+
+    @Option(help: ArgumentHelp("Ask this server instead of the local agent: an agent or a central server, e.g. http://10.0.0.5:20010.", valueName: "url"))
+    var server: String?
+
+    @Option(help: ArgumentHelp("Q-Server-Token for --server (default: $QAGENT_TOKEN, else the token in --config).", valueName: "token"))
+    var token: String?
+
+    @Option(name: .customLong("request-timeout"), help: ArgumentHelp("Seconds to wait for connecting and for each part of an answer.", valueName: "seconds"))
+    var requestTimeout: Double = 10
+
+    @Flag(help: "Print the server's answer as JSON (the whole seed envelope), one line.")
+    var json = false
+
+    /// The same server, printing nothing of its own (polling inside a command).
+    static func quiet(_ options: ClientOptions) -> ClientOptions {
+        var copy = options
+        copy.json = false
+        return copy
+    }
+
+    /// Exit statuses shared by the client commands, for `--help` texts.
+    static let exitCodes = "Exit status: 0 done, 1 the server refused (ret:false; its message is printed), 2 error (bad arguments, unreachable server, timeout, an answer that is not JSON)."
+
+    /// A client of the chosen server; throws ``CLIFailure`` (exit 2) when none can be built.
+    func client() throws -> SeedClient {
+        let environmentToken = ProcessInfo.processInfo.environment["QAGENT_TOKEN"]?
+            .split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) }
+        if let server {
+            guard let url = URL(string: server), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil else {
+                throw CLIFailure("--server must be an http:// or https:// URL, got \"\(server)\"")
+            }
+            let chosen = token ?? environmentToken ?? (try? ConfigLoader.load(path: config))?.agent.tokens.first
+            guard let chosen, !chosen.isEmpty else {
+                throw CLIFailure("--server needs a token: --token, QAGENT_TOKEN, or a readable --config")
+            }
+            return SeedClient(baseURL: url, token: chosen, timeout: requestTimeout)
+        }
+        let loaded: AgentConfig
+        do {
+            loaded = try ConfigLoader.load(path: config)
+        } catch {
+            throw CLIFailure("\(error)")
+        }
+        var settings = loaded.agent
+        if let token { settings.tokens = [token] }
+        return SeedClient(settings: settings, timeout: requestTimeout)
+    }
+
+    /// Runs one request: a `ret:false` answer prints the message and exits 1; a transport
+    /// problem or an answer that is not an envelope prints why and exits 2. With `--json`
+    /// the envelope is printed whatever it says.
+    /// `refusalExit` replaces 1 for commands whose 1 means something else (`check`: busy);
+    /// `onRefusal` prints more about a refusal before the exit.
+    func call(
+        refusalExit: Int32 = 1,
+        onRefusal: (SeedClient.Answer) -> Void = { _ in },
+        _ request: (SeedClient) async throws -> SeedClient.Answer
+    ) async throws -> SeedClient.Answer {
+        do {
+            let answer = try await request(try client())
+            if json { print(answer.envelope.jsonText) }
+            guard answer.ret else {
+                if !json {
+                    printError("\(answer.message ?? "refused")\(answer.reason.map { " (\($0))" } ?? "")")
+                    onRefusal(answer)
+                }
+                throw ExitCode(refusalExit)
+            }
+            return answer
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            printError("\(error)")
+            throw ExitCode(2)
+        }
+    }
+}
+
+/// A client-side problem: printed, exit status 2.
+struct CLIFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Prints `qagent: message` on standard error.
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data("qagent: \(message)\n".utf8))
+}
