@@ -53,6 +53,15 @@ struct ConfigLoaderTests {
 
             [report]
             url = "http://r.example/api2/agent/report.do"
+            outbox_max = 50
+            batch_max = 7
+            backoff_min_ms = 10
+            backoff_max_ms = 20
+            heartbeat_interval = 0
+
+            [scheduler]
+            url = "https://central.example:8443/qschedule"
+            timeout = 3
 
             [[job]]
             name = "j.1"
@@ -69,6 +78,11 @@ struct ConfigLoaderTests {
         #expect(config.agent.timeZone.identifier == "Asia/Shanghai")
         #expect(config.agent.maxQueued == 0)
         #expect(config.reportURL?.host == "r.example")
+        let report = try #require(config.report)
+        #expect((report.outboxMax, report.batchMax, report.backoffMinMs, report.backoffMaxMs) == (50, 7, 10, 20))
+        #expect(report.heartbeatInterval == 0 && report.batchMaxBytes == 256 << 10 && report.timeout == 10 && report.flushTimeout == 5)
+        #expect(config.scheduler?.url.absoluteString == "https://central.example:8443/qschedule")
+        #expect(config.scheduler?.timeout == 3)
         let job = try #require(config.jobs.first)
         #expect(job.command == ["/bin/echo", "hi"])
         #expect(job.recover == .discard)
@@ -88,6 +102,12 @@ struct ConfigLoaderTests {
         ("[agent]\ntoken = \"t\"\nmax_running = \"4\"\n", "agent.conf:3: [agent] max_running: must be an integer"),
         ("[agent]\ntoken = 5\n", "agent.conf:2: [agent] token: must be a string or an array of strings"),
         ("[agent]\ntoken = \"t\"\n[report]\nurl = \"ftp://x\"\n", "agent.conf:4: [report] url: must be an http:// or https:// URL"),
+        ("[agent]\ntoken = \"t\"\n[report]\noutbox_max = 5\n", "agent.conf:3: [report] url: is required"),
+        ("[agent]\ntoken = \"t\"\n[report]\nurl = \"http://r\"\noutbox_max = 0\n", "agent.conf:5: [report] outbox_max: must be >= 1"),
+        ("[agent]\ntoken = \"t\"\n[report]\nurl = \"http://r\"\nbackoff_min_ms = 500\nbackoff_max_ms = 100\n", "agent.conf:6: [report] backoff_max_ms: must be >= 500"),
+        ("[agent]\ntoken = \"t\"\n[report]\nurl = \"http://r\"\nretries = 3\n", "agent.conf:5: [report] retries: unknown key"),
+        ("[agent]\ntoken = \"t\"\n[scheduler]\nurl = \"central\"\n", "agent.conf:4: [scheduler] url: must be an http:// or https:// URL"),
+        ("[agent]\ntoken = \"t\"\n[scheduler]\nurl = \"http://c\"\ntimeout = 0\n", "agent.conf:5: [scheduler] timeout: must be >= 1"),
         ("[agent]\ntoken = \"t\"\n[extra]\n", "agent.conf:3: top level extra: unknown key"),
         (minimal + "[[job]]\nname = \"a\"\ncommand = [\"/bin/true\"]\n\n[[job]]\nname = \"b\"\ncommand = \"/bin/true\"\n",
          "agent.conf:9: [[job]] \"b\" command: must be an array of strings"),
