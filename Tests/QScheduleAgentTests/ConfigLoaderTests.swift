@@ -37,6 +37,30 @@ struct ConfigLoaderTests {
         #expect(FileManager.default.isExecutableFile(atPath: report.command![0]))
     }
 
+    @Test("agent.conf.example's [report] and [scheduler] keys, uncommented, load with the code's defaults")
+    func exampleUpstreamKeys() throws {
+        let path = Self.repositoryRoot.appendingPathComponent("agent.conf.example").path
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let start = try #require(text.range(of: "# [report]")).lowerBound
+        let end = try #require(text.range(of: "[[job]]")).lowerBound
+        let upstream = text[start..<end].split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            let body = line.hasPrefix("# ") ? String(line.dropFirst(2)) : String(line)
+            return body.hasPrefix("[") || body.first?.isLetter == true ? body : ""
+        }.joined(separator: "\n")
+        let config = try parse("[agent]\ntoken = \"t\"\n" + upstream)
+        let report = try #require(config.report)
+        let defaults = ReportSettings(url: report.url)
+        #expect(report.url.absoluteString == "http://scheduler.example/api2/agent/report.do")
+        let documented: [Int] = [report.outboxMax, report.batchMax, report.batchMaxBytes, report.backoffMinMs, report.backoffMaxMs,
+                 report.heartbeatInterval, report.timeout, report.flushTimeout]
+        let coded: [Int] = [defaults.outboxMax, defaults.batchMax, defaults.batchMaxBytes, defaults.backoffMinMs, defaults.backoffMaxMs,
+                    defaults.heartbeatInterval, defaults.timeout, defaults.flushTimeout]
+        #expect(documented == coded)
+        let scheduler = try #require(config.scheduler)
+        #expect(scheduler.url.absoluteString == "http://scheduler.example")
+        #expect(scheduler.timeout == SchedulerSettings(url: scheduler.url).timeout)
+    }
+
     @Test("defaults and values are read with their types")
     func values() throws {
         let config = try parse("""
