@@ -40,6 +40,7 @@ struct JobsCommand: AsyncParsableCommand {
             for key in ["name", "desc", "state", "cron", "recover", "timeout", "lastRun", "lastState", "lastDuration", "lastUpdate", "nextRun"] {
                 guard let value = data[key] else { continue }
                 var text = value.stringValue ?? value.jsonText
+                if text.isEmpty { text = "-" }
                 if times.contains(key), let ms = value.intValue {
                     text = ms == 0 ? "-" : "\(ms) (\(Self.iso(ms)))"
                 } else if key == "lastDuration", let ms = value.intValue {
