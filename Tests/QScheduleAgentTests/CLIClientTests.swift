@@ -92,12 +92,11 @@ struct CLIClientTests {
     func transportErrors() async throws {
         let fake = try await FakeUpstream.start()
         defer { Task { await fake.stop() } }
-        let down = try await FakeUpstream.start()
-        await down.stop()
+        let down = "http://127.0.0.1:\(try await FakeUpstream.downPort())"
 
-        var result = try await AgentProcess.runCLI(["status", "--server", down.baseURL, "--token", "t"])
+        var result = try await AgentProcess.runCLI(["status", "--server", down, "--token", "t"])
         #expect(result.status == 2)
-        #expect(result.output == "qagent: connection refused by \(down.baseURL)/api2/agent/status.do\n")
+        #expect(result.output == "qagent: connection refused by \(down)/api2/agent/status.do\n")
 
         result = try await AgentProcess.runCLI(["status", "--server", fake.baseURL + "/slow", "--token", "t", "--request-timeout", "0.5"])
         #expect(result.status == 2)
@@ -143,7 +142,7 @@ struct CLIClientTests {
 
         let second = try await AgentProcess.start(jobs: jobs, dataDir: first.dataDir)
         let online = #"{"127.0.0.1:\#(second.port)":true}"#
-        #expect(try await eventually { central.state.workerCalls.filter { $0.workers == online }.count == 2 })
+        #expect(await eventually { central.state.workerCalls.filter { $0.workers == online }.count == 2 })
         #expect(try await eventually { try await second.call("GET", "/api2/agent/status.do").data?["central"]?["toldOffline"]?.boolValue == false })
         _ = try await second.stop()
     }

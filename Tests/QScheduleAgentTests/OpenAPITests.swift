@@ -55,7 +55,7 @@ struct OpenAPITests {
             .replacingOccurrences(of: "heartbeat_interval = 0", with: "heartbeat_interval = 1")
         try await InProcessAgent.with(jobs: jobs) { agent in
             _ = try await ReportOutboxTests.dispatch(agent, 1)
-            #expect(try await eventually { !receiver.state.reports.isEmpty && !receiver.state.heartbeats.isEmpty })
+            #expect(await eventually { !receiver.state.reports.isEmpty && !receiver.state.heartbeats.isEmpty })
             let report = try #require(receiver.state.reports.first?.objectValue)
             #expect(Set(report.keys) == (try Self.requiredFields(ofSchema: "Report")))
             let heartbeat = try #require(receiver.state.heartbeats.first?.objectValue)

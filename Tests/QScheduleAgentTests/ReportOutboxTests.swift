@@ -32,13 +32,6 @@ struct ReportOutboxTests {
         """
     }
 
-    /// A loopback port with nothing listening (a receiver that is down).
-    static func downPort() async throws -> Int {
-        let probe = try await FakeUpstream.start()
-        await probe.stop()
-        return probe.port
-    }
-
     static func dispatch(_ agent: InProcessAgent, _ count: Int, job: String = "r.quick") async throws -> [String] {
         var ids: [String] = []
         for _ in 0..<count {
@@ -54,7 +47,7 @@ struct ReportOutboxTests {
 
     @Test("receiver down for a while, then up: every report delivered, with the contract's fields")
     func downThenUp() async throws {
-        let port = try await Self.downPort()
+        let port = try await FakeUpstream.downPort()
         let url = "http://127.0.0.1:\(port)/api2/agent/report.do"
         try await InProcessAgent.with(jobs: Self.jobs(reportURL: url)) { agent in
             let ids = try await Self.dispatch(agent, 30)
@@ -66,7 +59,7 @@ struct ReportOutboxTests {
 
             let receiver = try await FakeUpstream.start(port: port)
             defer { Task { await receiver.stop() } }
-            #expect(try await eventually(seconds: 20) { Set(receiver.state.reportIDs) == Set(ids) })
+            #expect(await eventually(seconds: 20) { Set(receiver.state.reportIDs) == Set(ids) })
             #expect(try await eventually { try await Self.report(agent)["depth"]?.intValue == 0 })
             let delivered = try await Self.report(agent)
             #expect(delivered["consecutiveFailures"]?.intValue == 0)
@@ -94,14 +87,14 @@ struct ReportOutboxTests {
         receiver.state.mode.withLock { $0 = mode }
         try await InProcessAgent.with(jobs: Self.jobs(reportURL: receiver.reportURL)) { agent in
             let ids = try await Self.dispatch(agent, 5)
-            #expect(try await eventually { receiver.state.reportPosts >= 2 })
+            #expect(await eventually { receiver.state.reportPosts >= 2 })
+            #expect(try await eventually { try await Self.report(agent)["lastError"]?.stringValue != nil })
             let report = try await Self.report(agent)
-            #expect(report["lastError"]?.stringValue != nil)
             #expect(report["depth"]?.intValue ?? 0 > 0)
             if mode != .slow(seconds: 2.5) { #expect(receiver.state.reports.isEmpty) }
 
             receiver.state.mode.withLock { $0 = .accept }
-            #expect(try await eventually(seconds: 20) { Set(receiver.state.reportIDs) == Set(ids) })
+            #expect(await eventually(seconds: 20) { Set(receiver.state.reportIDs) == Set(ids) })
             #expect(try await eventually { try await Self.report(agent)["depth"]?.intValue == 0 })
             #expect(Set(receiver.state.reportIDs).isSubset(of: Set(ids)))
         }
@@ -114,13 +107,13 @@ struct ReportOutboxTests {
         receiver.state.mode.withLock { $0 = .tooMany(retryAfter: 2) }
         try await InProcessAgent.with(jobs: Self.jobs(reportURL: receiver.reportURL)) { agent in
             let ids = try await Self.dispatch(agent, 1)
-            #expect(try await eventually { receiver.state.reportPosts == 1 })
+            #expect(await eventually { receiver.state.reportPosts == 1 })
+            #expect(try await eventually { try await Self.report(agent)["lastError"]?.stringValue == "receiver answered HTTP 429" })
             let report = try await Self.report(agent)
-            #expect(report["lastError"]?.stringValue == "receiver answered HTTP 429")
             let due = try #require(report["nextAttemptAt"]?.intValue)
             #expect(due - Date().epochMilliseconds > 1000)  // backoff alone would be ≤ 200 ms
             receiver.state.mode.withLock { $0 = .accept }
-            #expect(try await eventually(seconds: 20) { receiver.state.reportIDs == ids })
+            #expect(await eventually(seconds: 20) { receiver.state.reportIDs == ids })
             let times = receiver.state.recorded.withLock { $0.attemptTimes }
             #expect(times.count == 2)
             #expect(times[1] - times[0] >= .milliseconds(1900))
@@ -129,7 +122,7 @@ struct ReportOutboxTests {
 
     @Test("outbox full: dispatches refused with outbox_full, nothing journaled; accepted again once delivered")
     func backPressure() async throws {
-        let port = try await Self.downPort()
+        let port = try await FakeUpstream.downPort()
         let url = "http://127.0.0.1:\(port)/api2/agent/report.do"
         try await InProcessAgent.with(jobs: Self.jobs(reportURL: url, extra: "outbox_max = 3")) { agent in
             let ids = try await Self.dispatch(agent, 3, job: "r.sleepy")
@@ -143,7 +136,7 @@ struct ReportOutboxTests {
 
             let receiver = try await FakeUpstream.start(port: port)
             defer { Task { await receiver.stop() } }
-            #expect(try await eventually(seconds: 20) { Set(receiver.state.reportIDs) == Set(ids) })
+            #expect(await eventually(seconds: 20) { Set(receiver.state.reportIDs) == Set(ids) })
             #expect(receiver.state.reports.allSatisfy { $0["state"]?.intValue == 499 })
             #expect(try await eventually { try await agent.call(.post, "/api2/tasks.do", body: #"{"job":"r.quick"}"#).ret == true })
         }
@@ -151,20 +144,21 @@ struct ReportOutboxTests {
 
     @Test("batches are bounded in count and bytes")
     func batches() async throws {
-        let port = try await Self.downPort()
+        let port = try await FakeUpstream.downPort()
         let url = "http://127.0.0.1:\(port)/api2/agent/report.do"
         try await InProcessAgent.with(jobs: Self.jobs(reportURL: url, extra: "batch_max = 4")) { agent in
             let ids = try await Self.dispatch(agent, 10)
             #expect(try await eventually { try await Self.report(agent)["depth"]?.intValue == 10 })
             let store = agent.agent.store
             #expect(try store.outboxBatch(limit: 4, maxBytes: 1 << 20).count == 4)
-            let oneSize = try store.outboxBatch(limit: 1, maxBytes: 1 << 20)[0].payload.utf8.count
-            #expect(try store.outboxBatch(limit: 100, maxBytes: oneSize * 2 + 2).count == 2)
+            let sizes = try store.outboxBatch(limit: 2, maxBytes: 1 << 20).map(\.payload.utf8.count)
+            // Each report counts its bytes plus one for the separating comma.
+            #expect(try store.outboxBatch(limit: 100, maxBytes: sizes[0] + sizes[1] + 2).count == 2)
             #expect(try store.outboxBatch(limit: 100, maxBytes: 1).count == 1)  // one always goes
 
             let receiver = try await FakeUpstream.start(port: port)
             defer { Task { await receiver.stop() } }
-            #expect(try await eventually(seconds: 20) { Set(receiver.state.reportIDs) == Set(ids) })
+            #expect(await eventually(seconds: 20) { Set(receiver.state.reportIDs) == Set(ids) })
             #expect(receiver.state.reportPosts >= 3)
         }
     }
@@ -176,7 +170,7 @@ struct ReportOutboxTests {
         let jobs = Self.jobs(reportURL: receiver.reportURL).replacingOccurrences(of: "heartbeat_interval = 0", with: "heartbeat_interval = 1")
         try await InProcessAgent.with(jobs: jobs) { agent in
             let ids = try await Self.dispatch(agent, 1, job: "r.sleepy")
-            #expect(try await eventually {
+            #expect(await eventually {
                 receiver.state.heartbeats.contains { $0["running"]?.arrayValue?.compactMap(\.stringValue) == ids }
             })
             let beat = try #require(receiver.state.heartbeats.last)
@@ -184,7 +178,7 @@ struct ReportOutboxTests {
             #expect(beat["version"]?.stringValue == AgentVersion.current)
             #expect(beat["draining"]?.boolValue == false)
             _ = try await agent.call(.post, "/api2/agent/drain.do", body: "{}")
-            #expect(try await eventually { receiver.state.heartbeats.last?["draining"]?.boolValue == true })
+            #expect(await eventually { receiver.state.heartbeats.last?["draining"]?.boolValue == true })
             #expect(try await Self.report(agent)["heartbeatsSent"]?.intValue ?? 0 >= 2)
         }
     }
@@ -211,7 +205,7 @@ struct ReportOutboxTests {
 struct ReportOutboxEndToEndTests {
     @Test("agent killed with a non-empty outbox: everything is delivered after the restart")
     func killedWithReportsWaiting() async throws {
-        let port = try await ReportOutboxTests.downPort()
+        let port = try await FakeUpstream.downPort()
         let jobs = ReportOutboxTests.jobs(reportURL: "http://127.0.0.1:\(port)/api2/agent/report.do")
         let first = try await AgentProcess.start(jobs: jobs)
         var ids: [String] = []
@@ -225,7 +219,7 @@ struct ReportOutboxEndToEndTests {
         let receiver = try await FakeUpstream.start(port: port)
         defer { Task { await receiver.stop() } }
         let second = try await AgentProcess.start(jobs: jobs, dataDir: first.dataDir)
-        #expect(try await eventually(seconds: 20) { Set(receiver.state.reportIDs) == expected })
+        #expect(await eventually(seconds: 20) { Set(receiver.state.reportIDs) == expected })
         #expect(receiver.state.reports.allSatisfy { $0["address"]?.stringValue == "127.0.0.1:\(first.port)" })
         _ = try await second.stop()
     }

@@ -121,7 +121,8 @@ public final class Agent: Sendable {
         })))
         // Signals are handled here, not by the service group: a drain must keep HTTP serving.
         var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
-        configuration.maximumGracefulShutdownDuration = .seconds(30)
+        // Long enough for the reporter's final flush.
+        configuration.maximumGracefulShutdownDuration = .seconds(30 + (config.report?.flushTimeout ?? 0))
         let group = ServiceGroup(configuration: configuration)
         // Settle what a previous process left before anything answers (or fires).
         await runner.recoverLeftovers()

@@ -26,6 +26,16 @@ struct ClientOptions: ParsableArguments {
         return copy
     }
 
+    /// For drain and resume, which wait while the agent asks the central scheduler: the
+    /// request timeout is raised to cover those calls (and a verification read) when the
+    /// local config names a `[scheduler]`.
+    func waitingForCentral() -> ClientOptions {
+        guard server == nil, let scheduler = (try? ConfigLoader.load(path: config))?.scheduler else { return self }
+        var copy = self
+        copy.requestTimeout = max(requestTimeout, Double(scheduler.timeout * 4 + 5))
+        return copy
+    }
+
     /// Exit statuses shared by the client commands, for `--help` texts.
     static let exitCodes = "Exit status: 0 done, 1 the server refused (ret:false; its message is printed), 2 error (bad arguments, unreachable server, timeout, an answer that is not JSON)."
 

@@ -34,7 +34,7 @@ struct DrainCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let body: JSONValue = forceLocal ? .object(["forceLocal": .bool(true)]) : .object([:])
-        let answer = try await options.call(onRefusal: { answer in
+        let answer = try await options.waitingForCentral().call(onRefusal: { answer in
             Self.printCentral(answer, toError: true)
             if answer.reason == FailureReason.lastWorker {
                 printError("nothing was drained; the central scheduler keeps this host online. Use --force-local to drain it anyway.")
@@ -89,7 +89,7 @@ struct ResumeCommand: AsyncParsableCommand {
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
-        let answer = try await options.call { try await $0.post("/api2/agent/resume.do", json: .object([:])) }
+        let answer = try await options.waitingForCentral().call { try await $0.post("/api2/agent/resume.do", json: .object([:])) }
         if !options.json {
             print("resumed")
             DrainCommand.printCentral(answer, toError: false)

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -36,20 +37,35 @@ public struct HTTPTransport: Sendable {
         }
     }
 
-    /// Seconds allowed for connecting and for each wait on data (URLSession's request
-    /// timeout, an idle timer); the whole exchange is bounded by twice that.
+    /// Seconds allowed for connecting and for each wait on data (the request's timeout, an
+    /// idle timer in URLSession).
     public var timeout: TimeInterval
-    private let session: URLSession
+
+    /// One session per timeout value, for the life of the process. URLSession on Linux takes
+    /// the idle timeout from the session's configuration (a request's own `timeoutInterval`
+    /// is not applied), hence one per value; and a URLSession (a libcurl multi handle driven by
+    /// dispatch sources) that is deallocated, or a transfer cancelled mid-flight, has been
+    /// seen to crash libdispatch, so sessions are never dropped and transfers never
+    /// cancelled: every exchange ends by itself within its timeouts. The few timeout values
+    /// come from configuration and options, so the cache stays small.
+    private static let sessions = Mutex<[TimeInterval: URLSession]>([:])
+
+    private static func session(timeout: TimeInterval) -> URLSession {
+        sessions.withLock { sessions in
+            if let session = sessions[timeout] { return session }
+            let configuration = URLSessionConfiguration.ephemeral
+            configuration.timeoutIntervalForRequest = timeout
+            configuration.timeoutIntervalForResource = timeout * 2
+            configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
+            let session = URLSession(configuration: configuration)
+            sessions[timeout] = session
+            return session
+        }
+    }
 
     /// A transport whose exchanges give up after `timeout` seconds of silence.
     public init(timeout: TimeInterval = 10) {
         self.timeout = timeout
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = timeout
-        configuration.timeoutIntervalForResource = timeout * 2
-        configuration.httpMaximumConnectionsPerHost = 2
-        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
-        session = URLSession(configuration: configuration)
     }
 
     /// Sends one request; `token` goes in `Q-Server-Token`, `body` as JSON.
@@ -65,7 +81,10 @@ public struct HTTPTransport: Sendable {
         let data: Data
         let response: URLResponse
         do {
-            (data, response) = try await session.data(for: request)
+            // Unstructured on purpose: a cancelled caller stops waiting only when the transfer
+            // ends (bounded by `timeout`), the transfer itself is never cancelled.
+            let (request, session) = (request, Self.session(timeout: timeout))
+            (data, response) = try await Task { try await session.data(for: request) }.value
         } catch let error as URLError {
             switch error.code {
             case .cannotConnectToHost:

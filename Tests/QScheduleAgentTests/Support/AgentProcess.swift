@@ -90,7 +90,7 @@ final class AgentProcess: @unchecked Sendable {
         while process.isRunning {
             guard Date() < deadline else {
                 kill(process.processIdentifier, SIGKILL)
-                throw AgentProcessError(description: "agent did not exit within \(timeout)s")
+                throw AgentProcessError(description: "agent did not exit within \(timeout)s; its output:\n\(output.text.suffix(4000))")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -138,30 +138,32 @@ final class AgentProcess: @unchecked Sendable {
     }
 
     /// Runs `qagent ARGS` to completion; returns its exit status and output (stdout and
-    /// stderr together). Waits without blocking a thread: fakes served by this test process
-    /// must keep answering while the CLI talks to them.
+    /// stderr together, through a temporary file: no pipe whose end-of-file could be missed).
+    /// Waits without blocking a thread: fakes served by this test process must keep
+    /// answering while the CLI talks to them.
     static func runCLI(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("qagent-cli-\(UUID().uuidString).out").path
+        guard FileManager.default.createFile(atPath: outputPath, contents: nil), let output = FileHandle(forWritingAtPath: outputPath) else {
+            throw AgentProcessError(description: "cannot create \(outputPath)")
+        }
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        let output = OutputBuffer()
-        let (ended, end) = AsyncStream.makeStream(of: Void.self)
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let chunk = handle.availableData
-            guard !chunk.isEmpty else {
-                handle.readabilityHandler = nil
-                end.finish()
-                return
-            }
-            output.append(chunk)
-        }
+        process.standardOutput = output
+        process.standardError = output
         try process.run()
-        for await _ in ended {}
-        while process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
-        return (process.terminationStatus, output.text)
+        try output.close()
+        let deadline = Date().addingTimeInterval(60)
+        while process.isRunning {
+            guard Date() < deadline else {
+                process.terminate()
+                throw AgentProcessError(description: "qagent \(arguments.joined(separator: " ")) did not exit within 60 s")
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        return (process.terminationStatus, text)
     }
 }
 

@@ -98,10 +98,29 @@ final class FakeUpstream: Sendable {
             onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) },
             logger: Logger(label: "fake-upstream"))
         let group = ServiceGroup(configuration: .init(services: [app], logger: Logger(label: "fake-upstream")))
-        let task = Task { try await group.run() }
+        let task = Task {
+            defer { portContinuation.finish() }  // a failed bind must not leave `start` waiting
+            try await group.run()
+        }
         var iterator = ports.makeAsyncIterator()
-        guard let bound = await iterator.next() else { throw CancellationError() }
+        guard let bound = await iterator.next() else {
+            _ = try? await task.value
+            throw FakeUpstreamError(port: port)
+        }
         return FakeUpstream(state: state, port: bound, group: group, task: task)
+    }
+
+    /// A loopback port with nothing listening: a receiver that is down, and can be started
+    /// later on that port. Chosen below the kernel's ephemeral range (32768-60999), so no
+    /// port-0 listener of a concurrent test can take it in the meantime.
+    static func downPort() async throws -> Int {
+        for _ in 0..<50 {
+            let candidate = Int.random(in: 21_000..<32_000)
+            guard let probe = try? await start(port: candidate) else { continue }
+            await probe.stop()
+            return candidate
+        }
+        throw FakeUpstreamError(port: 0)
     }
 
     /// Stops listening (connections are refused afterwards).
@@ -154,4 +173,9 @@ final class FakeUpstream: Sendable {
         headers[.contentType] = "application/json"
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: value.jsonText)))
     }
+}
+
+struct FakeUpstreamError: Error, CustomStringConvertible {
+    var port: Int
+    var description: String { "the fake upstream could not listen on 127.0.0.1:\(port)" }
 }
