@@ -10,7 +10,6 @@ struct CentralWorkersTests {
         """
         [scheduler]
         url = "\(schedulerURL)"
-        timeout = 2
 
         [[job]]
         name = "c.a"

