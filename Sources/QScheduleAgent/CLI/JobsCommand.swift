@@ -34,7 +34,7 @@ struct JobsCommand: AsyncParsableCommand {
         @Argument(help: "The job name.") var job: String
 
         func run() async throws {
-            let answer = try await options.call { try await $0.get("/api2/jobs/\(Self.pathSafe(job)).do") }
+            let answer = try await options.call { try await $0.get("/api2/jobs/\(SeedClient.pathSegment(job)).do") }
             guard !options.json, let data = answer.data else { return }
             let times = ["lastRun", "lastUpdate", "nextRun"]
             for key in ["name", "desc", "state", "cron", "recover", "timeout", "lastRun", "lastState", "lastDuration", "lastUpdate", "nextRun"] {
@@ -52,11 +52,6 @@ struct JobsCommand: AsyncParsableCommand {
 
         static func iso(_ ms: Int64) -> String {
             ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
-        }
-
-        /// A name that cannot leave its path segment (the server answers 参数错误 for it).
-        static func pathSafe(_ name: String) -> String {
-            name.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "_.-"))) ?? name
         }
     }
 
@@ -133,7 +128,7 @@ struct WorkersCommand: AsyncParsableCommand {
         @Argument(help: "The job name.") var job: String
 
         func run() async throws {
-            let answer = try await options.call { try await $0.get("/api2/workers/\(JobsCommand.Info.pathSafe(job)).do") }
+            let answer = try await options.call { try await $0.get("/api2/workers/\(SeedClient.pathSegment(job)).do") }
             guard !options.json else { return }
             for worker in answer.data?.arrayValue ?? [] {
                 let online = worker["canSchedule"]?.boolValue == true ? "online" : "offline"

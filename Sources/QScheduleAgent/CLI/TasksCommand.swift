@@ -15,7 +15,7 @@ struct TasksCommand: AsyncParsableCommand {
         @Argument(help: "The task id.") var taskID: String
 
         func run() async throws {
-            let answer = try await options.call { try await $0.get("/api2/tasks/\(JobsCommand.Info.pathSafe(taskID)).do") }
+            let answer = try await options.call { try await $0.get("/api2/tasks/\(SeedClient.pathSegment(taskID)).do") }
             if !options.json { print(answer.data?.jsonText ?? "{}") }
         }
     }
@@ -40,7 +40,7 @@ struct TasksCommand: AsyncParsableCommand {
         func run() async throws {
             var offset = 0
             while true {
-                let answer = try await options.call { try await $0.get("/api2/tasks/\(JobsCommand.Info.pathSafe(taskID))/log.do?offset=\(offset)") }
+                let answer = try await options.call { try await $0.get("/api2/tasks/\(SeedClient.pathSegment(taskID))/log.do?offset=\(offset)") }
                 let chunk = answer.data?.objectValue ?? [:]
                 if !options.json, let text = chunk["text"]?.stringValue, !text.isEmpty {
                     FileHandle.standardOutput.write(Data(text.utf8))

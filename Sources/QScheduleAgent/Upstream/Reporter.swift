@@ -175,7 +175,7 @@ public actor Reporter: Service {
         }
         lastError = problem
         let wait = Self.backoff(failures: failures, minMs: settings.backoffMinMs, maxMs: settings.backoffMaxMs, retryAfter: retryAfter)
-        nextAttemptAt = Date().epochMilliseconds + Int64(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000)
+        nextAttemptAt = Date().epochMilliseconds + Int64(wait / .milliseconds(1))
         return .failed(wait: wait)
     }
 

@@ -42,6 +42,15 @@ public struct SeedClient: Sendable {
         self.init(baseURL: URL(string: "http://\(address)")!, token: settings.tokens.first, timeout: timeout)
     }
 
+    /// `name` (a job name or task id) percent-encoded so that it stays one path segment;
+    /// a name the server refuses still reaches it, and gets its `参数错误`.
+    public static func pathSegment(_ name: String) -> String {
+        name.addingPercentEncoding(withAllowedCharacters: segmentCharacters) ?? name
+    }
+
+    /// The characters of job names and task ids: ASCII letters, digits, `_ . : -`.
+    private static let segmentCharacters = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-")
+
     public func get(_ path: String) async throws -> Answer {
         try await send("GET", path, body: nil)
     }
