@@ -14,7 +14,8 @@ struct AgentStoreTests {
             task.scheduledAt = 900
             try await store.insertTask(task)
             await #expect(throws: AgentStore.StoreError.duplicateTask) { try await store.insertTask(task) }
-            try await store.markRunning("t-1", startTime: 1100, pid: 4242)
+            try await store.markRunning("t-1", attempt: 2, startTime: 1100)
+            store.recordProcessSoon("t-1", process: ProcessIdentity(pid: 4242, startTicks: 7, instance: "i-1"))
             try await store.finishTask(TaskCompletion(taskID: "t-1", job: "j", result: .failed, startTime: 1100, endTime: 1350, exitCode: 3, message: "exit code 3"))
             try store.setEnabled(false, jobs: ["j", "k"])
             try store.setCanSchedule(false, job: "j")
@@ -26,6 +27,7 @@ struct AgentStoreTests {
         #expect(task.result == .failed)
         #expect(task.duration == 250)
         #expect(task.pid == 4242)
+        #expect(task.attempt == 2)
         #expect(task.exitCode == 3)
         #expect(task.scheduledAt == 900)
         let state = try reopened.jobState("j")

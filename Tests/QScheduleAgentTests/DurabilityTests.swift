@@ -115,19 +115,17 @@ struct DurabilityTests {
                 try await store.insertTask(TaskRecord(id: id, job: job, param: "{}", trigger: .dispatch, acceptedAt: 1000, attempt: attempt))
             }
             try await insert("t-running", "r.retry")
-            try await store.markRunning("t-running", startTime: 2000, pid: nil)
-            store.markRunningSoon("t-running", startTime: 2000, pid: leftover.processIdentifier,
-                                  process: ProcessIdentity(pid: leftover.processIdentifier, startTicks: leftoverTicks, instance: oldInstance))
+            try await store.markRunning("t-running", attempt: 1, startTime: 2000)
+            store.recordProcessSoon("t-running", process: ProcessIdentity(pid: leftover.processIdentifier, startTicks: leftoverTicks, instance: oldInstance))
             try await insert("t-queued", "r.retry")
             try await insert("t-exhausted", "r.retry", attempt: 3)
-            try await store.markRunning("t-exhausted", startTime: 2000, pid: nil)
+            try await store.markRunning("t-exhausted", attempt: 3, startTime: 2000)
             try await insert("t-discard", "r.discard")
-            try await store.markRunning("t-discard", startTime: 2000, pid: nil)
+            try await store.markRunning("t-discard", attempt: 1, startTime: 2000)
             // A recorded pid whose start time does not match: a recycled pid, never touched.
             try await insert("t-recycled", "r.discard")
-            try await store.markRunning("t-recycled", startTime: 2000, pid: nil)
-            store.markRunningSoon("t-recycled", startTime: 2000, pid: bystander.processIdentifier,
-                                  process: ProcessIdentity(pid: bystander.processIdentifier, startTicks: 1, instance: "not-this"))
+            try await store.markRunning("t-recycled", attempt: 1, startTime: 2000)
+            store.recordProcessSoon("t-recycled", process: ProcessIdentity(pid: bystander.processIdentifier, startTicks: 1, instance: "not-this"))
             try await insert("t-gone-job", "r.removed")
             try await Task.sleep(for: .milliseconds(100))
             try store.close()

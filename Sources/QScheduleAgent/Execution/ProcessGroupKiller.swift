@@ -10,27 +10,34 @@ import Glibc
 /// A process group id cannot be reused while any member lives, so signalling the group after
 /// its leader exited still reaches only the task's processes.
 enum ProcessGroupKiller {
-    /// Whether a live (non-zombie) process is still in group `pgid`. A killed orphan stays a
-    /// zombie until its new parent reaps it (and a container's pid 1 may never do so), so
-    /// `kill(-pgid, 0)` alone would report the group alive; `/proc` tells zombies apart.
-    static func groupExists(_ pgid: Int32) -> Bool {
-        guard kill(-pgid, 0) == 0 || errno == EPERM else { return false }
-        return ProcStat.all().contains { $0.processGroup == pgid && !$0.hasExited }
-    }
-
     /// SIGTERM now, SIGKILL after `grace` if anything of the group is left; returns when the
     /// group is gone (or, at worst, shortly after the SIGKILL).
     static func terminate(pgid: Int32, grace: Duration) async {
         guard pgid > 1 else { return }
-        kill(-pgid, SIGTERM)
+        await terminate(groups: [pgid], grace: grace)
+    }
+
+    /// SIGTERM to every group, one shared grace period, SIGKILL to the groups still alive;
+    /// returns when they are gone (or shortly after the SIGKILL at worst). A group counts as
+    /// alive while a non-zombie member is in `/proc`: a killed orphan stays a zombie until
+    /// its new parent reaps it (a container's pid 1 may never do so).
+    static func terminate(groups: Set<Int32>, grace: Duration) async {
+        guard !groups.isEmpty else { return }
+        for group in groups { kill(-group, SIGTERM) }
         let clock = ContinuousClock()
+        func alive() -> Set<Int32> {
+            // kill(-g, 0) is cheap and rules out groups with no member at all; only then is /proc read.
+            let signalled = groups.filter { kill(-$0, 0) == 0 || errno == EPERM }
+            guard !signalled.isEmpty else { return [] }
+            return Set(ProcStat.all().lazy.filter { signalled.contains($0.processGroup) && !$0.hasExited }.map(\.processGroup))
+        }
         let deadline = clock.now.advanced(by: grace)
-        while groupExists(pgid), clock.now < deadline {
+        while !alive().isEmpty, clock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20), tolerance: .milliseconds(10))
         }
-        if groupExists(pgid) { kill(-pgid, SIGKILL) }
+        for group in alive() { kill(-group, SIGKILL) }
         let reaped = clock.now.advanced(by: .seconds(2))
-        while groupExists(pgid), clock.now < reaped {
+        while !alive().isEmpty, clock.now < reaped {
             try? await Task.sleep(for: .milliseconds(10))
         }
     }
@@ -40,15 +47,14 @@ enum ProcessGroupKiller {
     /// that escaped the group with `setsid`. Returns how many were signalled.
     @discardableResult
     static func sweepEscapees(taskID: String, instance: String) -> Int {
-        let markers = [Array("QSCHEDULE_TASK_ID=\(taskID)".utf8), Array("QSCHEDULE_AGENT_INSTANCE=\(instance)".utf8)]
         let me = getpid()
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return 0 }
         var killed = 0
         for entry in entries {
-            guard let pid = Int32(entry), pid != me, pid > 1 else { continue }
-            guard let environment = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { continue }
-            let entries = Set(environment.split(separator: 0, omittingEmptySubsequences: true).map { Array($0) })
-            if markers.allSatisfy(entries.contains), kill(pid, SIGKILL) == 0 { killed += 1 }
+            guard let pid = Int32(entry), pid != me, pid > 1,
+                  let markers = LeftoverProcesses.markers(of: pid),
+                  markers.taskID == taskID, markers.instance == instance else { continue }
+            if kill(pid, SIGKILL) == 0 { killed += 1 }
         }
         return killed
     }

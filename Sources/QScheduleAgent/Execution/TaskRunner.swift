@@ -188,9 +188,12 @@ public actor TaskRunner: Service {
     /// Whether the agent is stopping (a signal was received).
     public private(set) var shuttingDown = false
 
-    /// Ids of the tasks running now, oldest first.
+    /// Ids of the tasks running now, oldest first (with those whose completion is still being
+    /// journaled: they are not over until it commits).
     public var runningTaskIDs: [String] {
-        jobs.values.flatMap { slot in slot.running.values.map { ($0.startTime, $0.record.id) } }.sorted { $0 < $1 }.map(\.1)
+        jobs.values.flatMap { slot in
+            slot.running.values.map { ($0.startTime, $0.record.id) } + slot.finishing.map { ($0.value, $0.key) }
+        }.sorted { $0 < $1 }.map(\.1)
     }
 
     // MARK: Dispatch
@@ -299,11 +302,11 @@ public actor TaskRunner: Service {
         jobs[name] = slot
         waitingTotal -= superseded.count
         let now = Date().epochMilliseconds
-        for record in superseded {
-            await journalCompletion(TaskCompletion(
+        await settle(superseded.map { record in
+            TaskCompletion(
                 taskID: record.id, job: name, result: .killed, startTime: now, endTime: now,
-                message: StopReason.covered(by: newID).message))
-        }
+                message: StopReason.covered(by: newID).message)
+        })
     }
 
     /// Asks a running task to stop (`499`), or removes a queued one. Returns `false` when
@@ -318,9 +321,9 @@ public actor TaskRunner: Service {
                 jobs[name]?.queue.remove(at: index)
                 waitingTotal -= 1
                 let now = Date().epochMilliseconds
-                await journalCompletion(TaskCompletion(
+                await settle([TaskCompletion(
                     taskID: taskID, job: name, result: .killed, startTime: now, endTime: now,
-                    message: StopReason.killed.message))
+                    message: StopReason.killed.message)])
                 return true
             }
         }
@@ -349,11 +352,11 @@ public actor TaskRunner: Service {
             waitingTotal -= queued.count
             guard slot.config.recover == .discard else { continue }  // retry: stays queued in the journal
             let now = Date().epochMilliseconds
-            for record in queued {
-                await journalCompletion(TaskCompletion(
+            await settle(queued.map { record in
+                TaskCompletion(
                     taskID: record.id, job: name, result: .lost, startTime: now, endTime: now,
-                    message: "lost: the agent stopped before it started"))
-            }
+                    message: "lost: the agent stopped before it started")
+            })
         }
         let deadline = ContinuousClock.now.advanced(by: .seconds(settings.killGrace + 6))
         while jobs.values.contains(where: { !$0.running.isEmpty || !$0.finishing.isEmpty }), ContinuousClock.now < deadline {
@@ -365,7 +368,12 @@ public actor TaskRunner: Service {
     /// processes are killed first — the recorded leader only if its pid still has the same
     /// start time, plus every process carrying the task's environment markers — so a task
     /// id never runs twice at once. Then per job `recover`: `retry` queues the task again
-    /// (attempt + 1 if it had started, up to `max_attempts`), `discard` records it 503.
+    /// (attempt + 1 if its start was journaled, up to `max_attempts`; the same attempt if it
+    /// never started), `discard` records it 503.
+    ///
+    /// The new attempt number is journaled with the task's start, before anything runs: a
+    /// crash before that start leaves the journal as it was, and the next recovery computes
+    /// the same attempt again — an attempt number never runs twice.
     ///
     /// Runs once; ``Agent/run(onReady:)`` calls it before the HTTP interface listens, so no
     /// `/api/check` can answer "idle" while leftovers are being settled.
@@ -381,53 +389,45 @@ public actor TaskRunner: Service {
     }
 
     private func settleLeftovers() async {
-        let leftovers: [TaskRecord]
+        let leftovers: [LeftoverTask]
+        let earlierInstances: [String]
         do {
-            leftovers = try store.unfinishedTasks()
+            leftovers = try store.leftoverTasks()
+            earlierInstances = try store.earlierInstances()
         } catch {
             logger.error("cannot read the journal; leftover tasks are not recovered", metadata: ["error": "\(error)"])
             return
         }
-        let earlierInstances = (try? store.registerInstance(instance)) ?? []
-        // Kill the leftovers of all tasks at once: one grace period in all, not one per task.
-        let store = self.store
-        let grace = Duration.seconds(settings.killGrace)
-        let found = await withTaskGroup(of: (String, Bool).self) { group in
-            for task in leftovers {
-                group.addTask {
-                    let identity = try? store.processIdentity(task.id)
-                    return (task.id, await Self.killLeftovers(of: identity, taskID: task.id, instances: earlierInstances, grace: grace))
-                }
-            }
-            var found: [String: Bool] = [:]
-            for await (id, any) in group { found[id] = any }
-            return found
+        do {
+            try store.registerInstance(instance)
+        } catch {
+            logger.error("cannot record this agent instance; a crash of this process leaves escaped descendants unswept", metadata: ["error": "\(error)"])
         }
-        for task in leftovers {
-            let now = Date().epochMilliseconds
-            // A process found for a task journaled as queued started before its pid was journaled.
-            let started = task.status == .running || found[task.id] == true
-            func lose(_ message: String) async {
-                await journalCompletion(TaskCompletion(
+        // One pass over /proc and one grace period for all leftovers together.
+        let found = await LeftoverProcesses.stop(tasks: leftovers, earlierInstances: earlierInstances, grace: .seconds(settings.killGrace))
+        var lost: [TaskCompletion] = []
+        var requeued = 0
+        let now = Date().epochMilliseconds
+        for leftover in leftovers {
+            let task = leftover.record
+            // A process found for a task journaled as queued would mean it ran unjournaled:
+            // counted as started, so its rerun is a new attempt.
+            let started = task.status == .running || found.contains(task.id)
+            func lose(_ message: String) {
+                lost.append(TaskCompletion(
                     taskID: task.id, job: task.job, result: .lost, startTime: task.startTime ?? now, endTime: now, message: message))
             }
             guard let slot = jobs[task.job] else {
-                await lose("lost: job \(task.job) is no longer registered on this host")
+                lose("lost: job \(task.job) is no longer registered on this host")
                 continue
             }
             switch slot.config.recover {
             case .discard:
-                await lose(started ? "lost: the agent stopped while it ran" : "lost: the agent stopped before it started")
+                lose(started ? "lost: the agent stopped while it ran" : "lost: the agent stopped before it started")
             case .retry:
                 let attempt = started ? task.attempt + 1 : task.attempt
                 guard attempt <= slot.config.maxAttempts else {
-                    await lose("lost: not run again, max_attempts (\(slot.config.maxAttempts)) reached")
-                    continue
-                }
-                do {
-                    try await store.requeue(task.id, attempt: attempt)
-                } catch {
-                    logger.error("cannot requeue a leftover task", metadata: ["task": "\(task.id)", "error": "\(error)"])
+                    lose("lost: not run again, max_attempts (\(slot.config.maxAttempts)) reached")
                     continue
                 }
                 var again = task
@@ -435,27 +435,16 @@ public actor TaskRunner: Service {
                 again.status = .queued
                 jobs[task.job]?.queue.append(again)
                 waitingTotal += 1
-                logger.notice("leftover task queued again", metadata: ["task": "\(task.id)", "attempt": "\(attempt)"])
+                requeued += 1
             }
         }
+        if !leftovers.isEmpty {
+            logger.notice("leftover tasks recovered", metadata: [
+                "queued_again": "\(requeued)", "lost": "\(lost.count)", "with_processes_killed": "\(found.count)",
+            ])
+        }
+        await settle(lost)
         pump()
-    }
-
-    /// Kills what is left of a previous run of a task: the leader's process group when the
-    /// pid still belongs to that process (same start time), and every process whose
-    /// environment carries the task's id and agent instance.
-    /// Returns whether any process of the task was found.
-    @discardableResult
-    static func killLeftovers(of identity: ProcessIdentity?, taskID: String, instances: [String], grace: Duration) async -> Bool {
-        var found = false
-        if let identity, let ticks = identity.startTicks, ProcessIdentity.startTicks(of: identity.pid) == ticks {
-            await ProcessGroupKiller.terminate(pgid: identity.pid, grace: grace)
-            found = true
-        }
-        for instance in Set(instances + [identity?.instance].compactMap { $0 }) {
-            if ProcessGroupKiller.sweepEscapees(taskID: taskID, instance: instance) > 0 { found = true }
-        }
-        return found
     }
 
     // MARK: Starting and finishing
@@ -491,20 +480,73 @@ public actor TaskRunner: Service {
 
     /// The task is over (completion journaled, or left for recovery by a shutdown).
     private func finished(_ record: TaskRecord) {
-        jobs[record.job]?.finishing.removeValue(forKey: record.id)
-        if jobs[record.job]?.running.removeValue(forKey: record.id) != nil {
+        forget(job: record.job, taskID: record.id)
+    }
+
+    private func forget(job: String, taskID: String) {
+        jobs[job]?.finishing.removeValue(forKey: taskID)
+        if jobs[job]?.running.removeValue(forKey: taskID) != nil {
             runningTotal -= 1
         }
         pump()
     }
 
-    /// Journals a completion; a failure is logged and the task stays unfinished in the
-    /// journal, where the next start's recovery finds it.
-    private nonisolated func journalCompletion(_ completion: TaskCompletion) async {
+    /// Records tasks that end without running (killed or covered while queued, lost at
+    /// recovery or shutdown). They stay accounted (`/api/check`, status) until the record
+    /// commits; while the journal fails (disk full) the write is retried with backoff in the
+    /// background, so the caller is not held.
+    private func settle(_ completions: [TaskCompletion]) async {
+        guard !completions.isEmpty else { return }
+        for completion in completions { jobs[completion.job]?.finishing[completion.taskID] = completion.startTime }
         do {
-            try await store.finishTask(completion)
+            try await store.finishTasks(completions)
         } catch {
-            logger.error("journal write failed", metadata: ["task": "\(completion.taskID)", "error": "\(error)"])
+            logger.error("journal write failed; retrying in the background", metadata: [
+                "tasks": "\(completions.count)", "first": "\(completions[0].taskID)", "error": "\(error)",
+            ])
+            let store = self.store
+            Task {
+                _ = await self.persist("completion", task: completions[0].taskID) { try await store.finishTasks(completions) }
+                self.forget(completions)
+            }
+            return
+        }
+        forget(completions)
+    }
+
+    private func forget(_ completions: [TaskCompletion]) {
+        for completion in completions { forget(job: completion.job, taskID: completion.taskID) }
+    }
+
+    /// Runs a journal write until it commits: a failure (disk full, I/O error) is retried with
+    /// capped exponential backoff (50 ms to 5 s) while the task stays accounted in memory.
+    /// Returns `false` only when this task was cancelled (shutdown) or the store was closed:
+    /// the journal then still holds the task's previous state, which the next start settles.
+    private nonisolated func persist(_ what: String, task id: String, _ write: @Sendable () async throws -> Void) async -> Bool {
+        var delay = Duration.milliseconds(50)
+        var failures = 0
+        while true {
+            do {
+                try await write()
+                if failures > 0 {
+                    logger.notice("journal write succeeded after failures", metadata: ["task": "\(id)", "write": "\(what)", "failures": "\(failures)"])
+                }
+                return true
+            } catch {
+                failures += 1
+                if store.isClosed { return false }
+                if failures == 1 || failures.isMultiple(of: 60) {
+                    logger.error("journal write failed; retrying", metadata: [
+                        "task": "\(id)", "write": "\(what)", "failures": "\(failures)", "error": "\(error)",
+                    ])
+                }
+                do {
+                    try await Task.sleep(for: delay)
+                } catch {
+                    return false
+                }
+                delay = min(delay * 2, .seconds(5))
+            }
         }
     }
 
@@ -512,10 +554,19 @@ public actor TaskRunner: Service {
         let record = order.record
         guard let config = await jobConfig(record.job), let executor = await jobs[record.job]?.executor else { return }
         let logPath = logDirectory + "/" + record.id + ".log"
+        // The start is durable before anything of the task runs: from here on a crash settles
+        // it as started (attempt + 1 or 503), never reruns it under this attempt number.
+        let store = self.store
+        guard await persist("start", task: record.id, {
+            try await store.markRunning(record.id, attempt: record.attempt, startTime: order.startTime)
+        }) else {
+            // Shut down while the journal failed: nothing ran; the journal keeps the task's
+            // previous state for the next start.
+            await finished(record)
+            return
+        }
         var outcome: ExecutionOutcome
         do {
-            // A command is marked running once its pid is known (one commit, not two).
-            if case .swift = executor { try await store.markRunning(record.id, startTime: order.startTime, pid: nil) }
             let log = TaskLog(path: logPath, maxBytes: settings.maxLogBytes)
             defer { log.close() }
             let deadline = config.timeout > 0 ? Date(timeIntervalSince1970: Double(order.startTime) / 1000 + Double(config.timeout)) : nil
@@ -523,8 +574,6 @@ public actor TaskRunner: Service {
                 taskID: record.id, job: record.job, paramText: record.param,
                 attempt: record.attempt, deadline: deadline, log: log, progress: order.progress)
             outcome = await runStoppable(executor, context: context, timeout: config.timeout, order: order)
-        } catch {
-            outcome = .failed("cannot start the task: \(error)")
         }
         if outcome.stoppedBy == .shutdown, config.recover == .retry {
             // Shutdown stopped it: the journal keeps it unfinished; the next start runs it again.
@@ -541,9 +590,11 @@ public actor TaskRunner: Service {
         }
         let end = Date().epochMilliseconds
         await released(record)
-        await journalCompletion(TaskCompletion(
+        let completion = TaskCompletion(
             taskID: record.id, job: record.job, result: outcome.result, startTime: order.startTime, endTime: end,
-            exitCode: outcome.exitCode, signal: outcome.signal, message: outcome.message))
+            exitCode: outcome.exitCode, signal: outcome.signal, message: outcome.message)
+        // Until this commits the task stays "finishing": /api/check and status still count it.
+        _ = await persist("completion", task: record.id) { try await store.finishTask(completion) }
         await finished(record)
     }
 
@@ -581,7 +632,7 @@ public actor TaskRunner: Service {
                 outcome = await runner.run(context: context, runDirectory: runDirectory, stopper: stopper) { pid in
                     // Not awaited: the child runs meanwhile; the completion commits after it.
                     let identity = ProcessIdentity(pid: pid, startTicks: ProcessIdentity.startTicks(of: pid), instance: instance)
-                    store.markRunningSoon(context.taskID, startTime: order.startTime, pid: pid, process: identity)
+                    store.recordProcessSoon(context.taskID, process: identity)
                 }
             case .swift(let handler):
                 outcome = await Self.runSwiftHandler(handler, context: context)
@@ -685,8 +736,10 @@ public actor TaskRunner: Service {
         return nil
     }
 
-    /// Tasks running and waiting on this host.
-    public var counts: (running: Int, waiting: Int) { (runningTotal, waitingTotal) }
+    /// Tasks running (or whose completion is still being journaled) and waiting on this host.
+    public var counts: (running: Int, waiting: Int) {
+        (runningTotal + jobs.values.reduce(0) { $0 + $1.finishing.count }, waitingTotal)
+    }
 
     /// Whether the runner refuses new work.
     public var isDraining: Bool { draining }

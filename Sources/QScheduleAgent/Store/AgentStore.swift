@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 
 /// The embedded SQLite store under `data_dir` (DESIGN §4): job state and the task journal.
 ///
@@ -53,8 +54,13 @@ public final class AgentStore: Sendable {
 
     /// Closes the database; every later call throws. Used at shutdown and by fault tests.
     public func close() throws {
+        closed.withLock { $0 = true }
         try pool.close()
     }
+
+    /// Whether ``close()`` was called: writes can never succeed again, so retrying is pointless.
+    public var isClosed: Bool { closed.withLock { $0 } }
+    private let closed = Mutex(false)
 
     private static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -247,37 +253,46 @@ public final class AgentStore: Sendable {
         }
     }
 
-    /// Records that a task started (and, for a command, its process id).
-    public func markRunning(_ id: String, startTime: Int64, pid: Int32?) async throws {
-        try await journal.write(Self.markRunningWrite(id, startTime: startTime, pid: pid))
+    /// Records durably that `attempt` of a task starts now. Called before anything of the
+    /// task runs, so a crash from then on settles the task as started (rerun as attempt + 1,
+    /// or 503), never as one that may run again under the same attempt number.
+    public func markRunning(_ id: String, attempt: Int, startTime: Int64) async throws {
+        try await journal.write { db in
+            try db.cachedStatement(sql: """
+                UPDATE task SET status = 'running', attempt = ?, start_time = ?, pid = NULL, pid_start = NULL, instance = NULL
+                WHERE id = ?
+                """).execute(arguments: [attempt, startTime, id])
+        }
     }
 
-    /// Queues the "started" record of a task without waiting for its commit: it commits
-    /// before (or with) anything journaled for the task afterwards, such as its completion.
-    public func markRunningSoon(_ id: String, startTime: Int64, pid: Int32?, process: ProcessIdentity? = nil) {
-        journal.enqueue(Self.markRunningWrite(id, startTime: startTime, pid: pid, process: process))
-    }
-
-    private static func markRunningWrite(_ id: String, startTime: Int64, pid: Int32?, process: ProcessIdentity? = nil) -> GroupCommitter.Write {
-        { db in
-            try db.cachedStatement(sql: "UPDATE task SET status = 'running', start_time = ?, pid = ?, pid_start = ?, instance = ? WHERE id = ?")
-                .execute(arguments: [startTime, pid, process?.startTicks, process?.instance, id])
+    /// Queues the process identity of a started command without waiting for its commit: it
+    /// commits before (or with) anything journaled for the task afterwards, such as its
+    /// completion. Only the restart's leftover sweep reads it.
+    public func recordProcessSoon(_ id: String, process: ProcessIdentity) {
+        journal.enqueue { db in
+            try db.cachedStatement(sql: "UPDATE task SET pid = ?, pid_start = ?, instance = ? WHERE id = ?")
+                .execute(arguments: [process.pid, process.startTicks, process.instance, id])
         }
     }
 
     // MARK: Recovery
 
-    /// Records this agent process's instance id and returns those of earlier processes
-    /// (newest first); keeps the last 20.
-    public func registerInstance(_ instance: String) throws -> [String] {
+    /// Instance ids of the agent processes that used this store before (newest first, at
+    /// most 20).
+    public func earlierInstances() throws -> [String] {
+        try pool.read { db in
+            try String.fetchAll(db, sql: "SELECT instance FROM agent_instance ORDER BY started_at DESC, rowid DESC")
+        }
+    }
+
+    /// Records this agent process's instance id; keeps the last 20.
+    public func registerInstance(_ instance: String) throws {
         try pool.write { db in
-            let earlier = try String.fetchAll(db, sql: "SELECT instance FROM agent_instance ORDER BY started_at DESC, rowid DESC")
             try db.execute(sql: "INSERT INTO agent_instance (instance, started_at) VALUES (?, ?)", arguments: [instance, Date().epochMilliseconds])
             try db.execute(sql: """
                 DELETE FROM agent_instance WHERE instance NOT IN
                     (SELECT instance FROM agent_instance ORDER BY started_at DESC, rowid DESC LIMIT 20)
                 """)
-            return earlier
         }
     }
 
@@ -288,54 +303,58 @@ public final class AgentStore: Sendable {
         }
     }
 
-    /// The process identity recorded for a task's command, if any.
-    public func processIdentity(_ id: String) throws -> ProcessIdentity? {
+    /// Tasks a previous agent process left queued or running, oldest first, each with the
+    /// process identity recorded for its command (if any): one read for all of them.
+    public func leftoverTasks() throws -> [LeftoverTask] {
         try pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT pid, pid_start, instance FROM task WHERE id = ?", arguments: [id]),
-                  let pid: Int32 = row["pid"] else { return nil }
-            return ProcessIdentity(pid: pid, startTicks: row["pid_start"], instance: row["instance"])
-        }
-    }
-
-    /// Puts a leftover task back in the queue for another run (`recover = "retry"`).
-    public func requeue(_ id: String, attempt: Int) async throws {
-        try await journal.write { db in
-            try db.execute(sql: """
-                UPDATE task SET status = 'queued', attempt = ?, start_time = NULL, pid = NULL, pid_start = NULL, instance = NULL
-                WHERE id = ?
-                """, arguments: [attempt, id])
+            try Row.fetchAll(db, sql: "SELECT * FROM task WHERE status != 'finished' ORDER BY accepted_at, rowid").map { row in
+                let pid: Int32? = row["pid"]
+                return LeftoverTask(
+                    record: Self.task(row),
+                    process: pid.map { ProcessIdentity(pid: $0, startTicks: row["pid_start"], instance: row["instance"]) })
+            }
         }
     }
 
     /// Records a finished task and the job's `last*` fields in one transaction.
     public func finishTask(_ completion: TaskCompletion) async throws {
+        try await finishTasks([completion])
+    }
+
+    /// Records finished tasks (and their jobs' `last*` fields) in one transaction: all or none.
+    public func finishTasks(_ completions: [TaskCompletion]) async throws {
+        guard !completions.isEmpty else { return }
         let address = reportAddress?()
         try await journal.write { db in
-            try db.cachedStatement(sql: """
-                UPDATE task SET status = 'finished', result = ?, start_time = ?, end_time = ?, duration = ?,
-                    exit_code = ?, signal = ?, message = ? WHERE id = ?
-                """).execute(arguments: [
-                    completion.result.rawValue, completion.startTime, completion.endTime, completion.duration,
-                    completion.exitCode, completion.signal, completion.message, completion.taskID,
-                ])
-            try db.cachedStatement(sql: """
-                INSERT INTO job_state (name, last_run, last_state, last_duration, last_update) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT(name) DO UPDATE SET last_run = excluded.last_run, last_state = excluded.last_state,
-                    last_duration = excluded.last_duration, last_update = excluded.last_update
-                """).execute(arguments: [
-                    completion.job, completion.startTime, completion.result.rawValue, completion.duration, completion.endTime,
-                ])
-            if let address {
-                // The report is built from the row just written, so it says exactly what the journal says.
-                try db.cachedStatement(sql: """
-                    INSERT INTO outbox (task_id, enqueued_at, payload)
-                    SELECT id, ?, json_object('taskId', id, 'job', job, 'address', ?, 'state', result,
-                        'startTime', start_time, 'endTime', end_time, 'duration', duration, 'message', message, 'attempt', attempt)
-                    FROM task WHERE id = ?
-                    """).execute(arguments: [completion.endTime, address, completion.taskID])
-            }
+            for completion in completions { try Self.recordFinished(completion, reportAddress: address, in: db) }
         }
-        if address != nil { outboxDepth.add(1) }
+        if address != nil { outboxDepth.add(completions.count) }
+    }
+
+    private static func recordFinished(_ completion: TaskCompletion, reportAddress address: String?, in db: Database) throws {
+        try db.cachedStatement(sql: """
+            UPDATE task SET status = 'finished', result = ?, start_time = ?, end_time = ?, duration = ?,
+                exit_code = ?, signal = ?, message = ? WHERE id = ?
+            """).execute(arguments: [
+                completion.result.rawValue, completion.startTime, completion.endTime, completion.duration,
+                completion.exitCode, completion.signal, completion.message, completion.taskID,
+            ])
+        try db.cachedStatement(sql: """
+            INSERT INTO job_state (name, last_run, last_state, last_duration, last_update) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT(name) DO UPDATE SET last_run = excluded.last_run, last_state = excluded.last_state,
+                last_duration = excluded.last_duration, last_update = excluded.last_update
+            """).execute(arguments: [
+                completion.job, completion.startTime, completion.result.rawValue, completion.duration, completion.endTime,
+            ])
+        if let address {
+            // The report is built from the row just written, so it says exactly what the journal says.
+            try db.cachedStatement(sql: """
+                INSERT INTO outbox (task_id, enqueued_at, payload)
+                SELECT id, ?, json_object('taskId', id, 'job', job, 'address', ?, 'state', result,
+                    'startTime', start_time, 'endTime', end_time, 'duration', duration, 'message', message, 'attempt', attempt)
+                FROM task WHERE id = ?
+                """).execute(arguments: [completion.endTime, address, completion.taskID])
+        }
     }
 
     private static func task(_ row: Row) -> TaskRecord {

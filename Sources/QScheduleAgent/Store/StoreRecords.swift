@@ -121,3 +121,10 @@ public struct ProcessIdentity: Sendable, Equatable {
         ProcStat(pid: pid)?.startTicks
     }
 }
+
+/// A task a previous agent process left queued or running, with the identity of its
+/// command's process when one was recorded.
+public struct LeftoverTask: Sendable {
+    public var record: TaskRecord
+    public var process: ProcessIdentity?
+}
