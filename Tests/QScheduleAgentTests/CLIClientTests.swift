@@ -76,7 +76,7 @@ struct CLIClientTests {
     @Test("--server and --token: any agent by URL; a wrong token is refused (exit 1)")
     func remoteServer() async throws {
         try await AgentProcess.with(jobs: Self.jobs) { agent in
-            var result = try await AgentProcess.runCLI(["status", "--server", agent.baseURL, "--token", "test-token-2", "--config", "/nonexistent"])
+            var result = try await AgentProcess.runCLI(["status", "--server", agent.baseURL, "--token", "test-token-0000002", "--config", "/nonexistent"])
             #expect(result.status == 0 && result.output.contains("127.0.0.1:\(agent.port)"))
             result = try await AgentProcess.runCLI(["jobs", "off", "cli.other", "--server", agent.baseURL, "--token", "wrong", "--config", "/nonexistent"])
             #expect(result.status == 1 && result.output == "qagent: 授权失败\n")

@@ -8,7 +8,7 @@ struct ConfigLoaderTests {
 
     static let minimal = """
         [agent]
-        token = "t"
+        token = "0123456789abcdef"
 
         """
 
@@ -47,7 +47,7 @@ struct ConfigLoaderTests {
             let body = line.hasPrefix("# ") ? String(line.dropFirst(2)) : String(line)
             return body.hasPrefix("[") || body.first?.isLetter == true ? body : ""
         }.joined(separator: "\n")
-        let config = try parse("[agent]\ntoken = \"t\"\n" + upstream)
+        let config = try parse("[agent]\ntoken = \"0123456789abcdef\"\n" + upstream)
         let report = try #require(config.report)
         let defaults = ReportSettings(url: report.url)
         #expect(report.url.absoluteString == "http://scheduler.example/api2/agent/report.do")
@@ -70,7 +70,7 @@ struct ConfigLoaderTests {
             listen = "[::1]:8080"
             advertise_ip = "10.0.0.5"
             data_dir = "state"
-            token = ["one", "two"]
+            token = ["token-one-0123456789", "token-two-0123456789"]
             timezone = "Asia/Shanghai"
             max_running = 2
             max_queued = 0
@@ -98,7 +98,7 @@ struct ConfigLoaderTests {
         #expect(config.agent.listen == ListenAddress(host: "::1", port: 8080))
         #expect(config.agent.advertiseIP == "10.0.0.5")
         #expect(config.agent.dataDir == "/srv/qagent/state")
-        #expect(config.agent.tokens == ["one", "two"])
+        #expect(config.agent.tokens == ["token-one-0123456789", "token-two-0123456789"])
         #expect(config.agent.timeZone.identifier == "Asia/Shanghai")
         #expect(config.agent.maxQueued == 0)
         #expect(config.reportURL?.host == "r.example")
@@ -117,22 +117,22 @@ struct ConfigLoaderTests {
     }
 
     @Test("unknown keys and bad values name the file, line and key", arguments: [
-        ("[agent]\ntoken = \"t\"\nlisten_port = 1\n", "agent.conf:3: [agent] listen_port: unknown key"),
-        ("[agent]\ntoken = \"t\"\nlisten = \"nope\"\n", "agent.conf:3: [agent] listen: must be \"ip:port\""),
-        ("[agent]\ntoken = \"t\"\nlisten = \"1.2.3.4:70000\"\n", "agent.conf:3: [agent] listen:"),
-        ("[agent]\ntoken = \"t\"\nadvertise_ip = \"host\"\n", "agent.conf:3: [agent] advertise_ip: must be an IPv4 or IPv6 literal"),
-        ("[agent]\ntoken = \"t\"\ntimezone = \"Mars/Base\"\n", "agent.conf:3: [agent] timezone: unknown IANA time zone"),
-        ("[agent]\ntoken = \"t\"\nmax_running = 0\n", "agent.conf:3: [agent] max_running: must be >= 1"),
-        ("[agent]\ntoken = \"t\"\nmax_running = \"4\"\n", "agent.conf:3: [agent] max_running: must be an integer"),
+        ("[agent]\ntoken = \"0123456789abcdef\"\nlisten_port = 1\n", "agent.conf:3: [agent] listen_port: unknown key"),
+        ("[agent]\ntoken = \"0123456789abcdef\"\nlisten = \"nope\"\n", "agent.conf:3: [agent] listen: must be \"ip:port\""),
+        ("[agent]\ntoken = \"0123456789abcdef\"\nlisten = \"1.2.3.4:70000\"\n", "agent.conf:3: [agent] listen:"),
+        ("[agent]\ntoken = \"0123456789abcdef\"\nadvertise_ip = \"host\"\n", "agent.conf:3: [agent] advertise_ip: must be an IPv4 or IPv6 literal"),
+        ("[agent]\ntoken = \"0123456789abcdef\"\ntimezone = \"Mars/Base\"\n", "agent.conf:3: [agent] timezone: unknown IANA time zone"),
+        ("[agent]\ntoken = \"0123456789abcdef\"\nmax_running = 0\n", "agent.conf:3: [agent] max_running: must be >= 1"),
+        ("[agent]\ntoken = \"0123456789abcdef\"\nmax_running = \"4\"\n", "agent.conf:3: [agent] max_running: must be an integer"),
         ("[agent]\ntoken = 5\n", "agent.conf:2: [agent] token: must be a string or an array of strings"),
-        ("[agent]\ntoken = \"t\"\n[report]\nurl = \"ftp://x\"\n", "agent.conf:4: [report] url: must be an http:// or https:// URL"),
-        ("[agent]\ntoken = \"t\"\n[report]\noutbox_max = 5\n", "agent.conf:3: [report] url: is required"),
-        ("[agent]\ntoken = \"t\"\n[report]\nurl = \"http://r\"\noutbox_max = 0\n", "agent.conf:5: [report] outbox_max: must be >= 1"),
-        ("[agent]\ntoken = \"t\"\n[report]\nurl = \"http://r\"\nbackoff_min_ms = 500\nbackoff_max_ms = 100\n", "agent.conf:6: [report] backoff_max_ms: must be >= 500"),
-        ("[agent]\ntoken = \"t\"\n[report]\nurl = \"http://r\"\nretries = 3\n", "agent.conf:5: [report] retries: unknown key"),
-        ("[agent]\ntoken = \"t\"\n[scheduler]\nurl = \"central\"\n", "agent.conf:4: [scheduler] url: must be an http:// or https:// URL"),
-        ("[agent]\ntoken = \"t\"\n[scheduler]\nurl = \"http://c\"\ntimeout = 0\n", "agent.conf:5: [scheduler] timeout: must be >= 1"),
-        ("[agent]\ntoken = \"t\"\n[extra]\n", "agent.conf:3: top level extra: unknown key"),
+        ("[agent]\ntoken = \"0123456789abcdef\"\n[report]\nurl = \"ftp://x\"\n", "agent.conf:4: [report] url: must be an http:// or https:// URL"),
+        ("[agent]\ntoken = \"0123456789abcdef\"\n[report]\noutbox_max = 5\n", "agent.conf:3: [report] url: is required"),
+        ("[agent]\ntoken = \"0123456789abcdef\"\n[report]\nurl = \"http://r\"\noutbox_max = 0\n", "agent.conf:5: [report] outbox_max: must be >= 1"),
+        ("[agent]\ntoken = \"0123456789abcdef\"\n[report]\nurl = \"http://r\"\nbackoff_min_ms = 500\nbackoff_max_ms = 100\n", "agent.conf:6: [report] backoff_max_ms: must be >= 500"),
+        ("[agent]\ntoken = \"0123456789abcdef\"\n[report]\nurl = \"http://r\"\nretries = 3\n", "agent.conf:5: [report] retries: unknown key"),
+        ("[agent]\ntoken = \"0123456789abcdef\"\n[scheduler]\nurl = \"central\"\n", "agent.conf:4: [scheduler] url: must be an http:// or https:// URL"),
+        ("[agent]\ntoken = \"0123456789abcdef\"\n[scheduler]\nurl = \"http://c\"\ntimeout = 0\n", "agent.conf:5: [scheduler] timeout: must be >= 1"),
+        ("[agent]\ntoken = \"0123456789abcdef\"\n[extra]\n", "agent.conf:3: top level extra: unknown key"),
         (minimal + "[[job]]\nname = \"a\"\ncommand = [\"/bin/true\"]\n\n[[job]]\nname = \"b\"\ncommand = \"/bin/true\"\n",
          "agent.conf:9: [[job]] \"b\" command: must be an array of strings"),
         (minimal + "[[job]]\nname = \"a\"\ncomand = [\"/bin/true\"]\n", "agent.conf:5: [[job]] \"a\" comand: unknown key"),
@@ -144,7 +144,7 @@ struct ConfigLoaderTests {
         (minimal + "[[job]]\nname = \"a\"\nenabled = \"yes\"\n", "agent.conf:5: [[job]] \"a\" enabled: must be true or false"),
         (minimal + "[[job]]\nname = \"a\"\ncommand = []\n", "agent.conf:5: [[job]] \"a\" command: must name a program"),
         (minimal + "[[job]]\nname = \"a\"\n[[job]]\nname = \"a\"\n", "agent.conf:6: [[job]] name: \"a\" is declared twice"),
-        ("[agent]\ntoken = \"t\"\nlisten = \n", "agent.conf:3: not valid TOML"),
+        ("[agent]\ntoken = \"0123456789abcdef\"\nlisten = \n", "agent.conf:3: not valid TOML"),
     ])
     func rejects(text: String, expected: String) {
         let message = error(text)
@@ -156,19 +156,37 @@ struct ConfigLoaderTests {
         #expect(error("[agent]\nlisten = \"127.0.0.1:1\"\n").contains("no token configured"))
         #expect(error("[agent]\ntoken = \"  \"\n").contains("no token configured"))
         #expect(error("").contains("no token configured"))
-        let fromEnvironment = try parse("[agent]\ntoken = \"file\"\n", environment: ["QAGENT_TOKEN": "env1,env2"])
-        #expect(fromEnvironment.agent.tokens == ["env1", "env2"])
-        let onlyEnvironment = try parse("", environment: ["QAGENT_TOKEN": "env"])
-        #expect(onlyEnvironment.agent.tokens == ["env"])
+        let fromEnvironment = try parse("[agent]\ntoken = \"file\"\n", environment: ["QAGENT_TOKEN": "env-token-0123456789,env-token-abcdefghij"])
+        #expect(fromEnvironment.agent.tokens == ["env-token-0123456789", "env-token-abcdefghij"])
+        let onlyEnvironment = try parse("", environment: ["QAGENT_TOKEN": "env-token-0123456789"])
+        #expect(onlyEnvironment.agent.tokens == ["env-token-0123456789"])
+    }
+
+    @Test("a token shorter than 16 characters is refused at start, naming where it came from")
+    func weakTokens() throws {
+        let why = "at least 16 are required, since a short token can be guessed by anyone who reaches the port"
+        #expect(error("[agent]\napp_id = 1\ntoken = \"0123456789abcde\"\n") == "agent.conf:3: [agent] token: the token has 15 characters; \(why) (generate one with: openssl rand -hex 16)")
+        #expect(error("[agent]\ntoken = [\"0123456789abcdef\", \"short\"]\n").hasPrefix("agent.conf:2: [agent] token: token #2 has 5 characters; \(why)"))
+        #expect(error("", environment: ["QAGENT_TOKEN": "0123456789abcdef,weak"]).hasPrefix("QAGENT_TOKEN: token #2 has 4 characters; \(why)"))
+        #expect(try parse("[agent]\ntoken = \"0123456789abcdef\"\n").agent.tokens == ["0123456789abcdef"])
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "short\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
+        do {
+            _ = try ConfigLoader.parse("[agent]\ntoken_file = \"token\"\n", baseDirectory: dir)
+            Issue.record("a weak token in token_file was accepted")
+        } catch {
+            #expect("\(error)".hasPrefix("agent.conf:2: [agent] token_file: \"\(dir)/token\": the token has 5 characters"), "\(error)")
+        }
     }
 
     @Test("token_file holds one token per line")
     func tokenFile() throws {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try "alpha\nbeta\n\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
+        try "alpha-0123456789abcdef\nbeta-0123456789abcdef\n\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
         let config = try ConfigLoader.parse("[agent]\ntoken_file = \"token\"\n", baseDirectory: dir)
-        #expect(config.agent.tokens == ["alpha", "beta"])
+        #expect(config.agent.tokens == ["alpha-0123456789abcdef", "beta-0123456789abcdef"])
         #expect(throws: ConfigError.self) { try ConfigLoader.parse("[agent]\ntoken_file = \"missing\"\n", baseDirectory: dir) }
     }
 

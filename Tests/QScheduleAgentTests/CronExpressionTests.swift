@@ -54,7 +54,7 @@ struct CronExpressionTests {
 
     @Test("an invalid cron in agent.conf is a config error naming the job, line, field and token")
     func configError() {
-        let text = "[agent]\ntoken = \"t\"\n[[job]]\nname = \"nightly\"\ncron = \"0 0 25 * * ?\"\ncommand = [\"/bin/true\"]\n"
+        let text = "[agent]\ntoken = \"0123456789abcdef\"\n[[job]]\nname = \"nightly\"\ncron = \"0 0 25 * * ?\"\ncommand = [\"/bin/true\"]\n"
         #expect(throws: ConfigError.self) { try ConfigLoader.parse(text) }
         do {
             _ = try ConfigLoader.parse(text)

@@ -26,6 +26,10 @@ struct DurabilityTests {
         try await InProcessAgent.with(jobs: Self.jobs) { agent in
             let running = try #require(try await agent.call(.post, "/api2/tasks.do", body: #"{"job":"d.sleep"}"#).message)
             #expect(try await agent.call(.post, "/api2/agent/drain.do", token: "bad").message == "授权失败")
+            for body in [#"{"forceLocal":"yes"}"#, #"{"forceLocal":1}"#, #"{"forceLocal":null}"#, "[]", #""x""#] {
+                #expect(try await agent.call(.post, "/api2/agent/drain.do", body: body).text == #"{"message":"参数错误","ret":false}"#, "\(body)")
+            }
+            #expect(await agent.agent.runner.isDraining == false, "a refused drain drained")
             #expect(try await agent.call(.post, "/api2/agent/drain.do").text == #"{"message":"操作成功","ret":true}"#)
             #expect(try await agent.call(.post, "/api2/agent/drain.do").ret == true)  // idempotent
             #expect(try await agent.call(.post, "/api2/tasks.do", body: #"{"job":"d.quick"}"#).reason == "draining")

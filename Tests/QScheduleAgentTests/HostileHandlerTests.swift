@@ -174,7 +174,7 @@ struct HostileHandlerTests {
 
     @Test("cwd, env and user are checked at start")
     func cwdEnvUserErrors() {
-        let base = "[agent]\ntoken = \"t\"\n[[job]]\nname = \"j\"\ncommand = [\"/bin/true\"]\n"
+        let base = "[agent]\ntoken = \"0123456789abcdef\"\n[[job]]\nname = \"j\"\ncommand = [\"/bin/true\"]\n"
         func error(_ extra: String) -> String {
             do { _ = try ConfigLoader.parse(base + extra); return "no error" } catch { return "\(error)" }
         }

@@ -51,7 +51,8 @@ struct SeedRouteTests {
     func authorization() async throws {
         try await InProcessAgent.with(jobs: Self.jobs) { (agent: InProcessAgent) async throws in
             for (method, path, body) in Self.protectedRoutes {
-                for token in [nil, "wrong", "", testToken + "x", String(testToken.dropLast())] as [String?] {
+                let padded = [1, 255, 256, 257, 512].map { testToken + String(repeating: "x", count: $0) }
+                for token in [nil, "wrong", "", String(testToken.dropLast())] + padded as [String?] {
                     let reply = try await agent.call(.init(method)!, path, token: token, body: body)
                     #expect(reply.status == .ok)
                     #expect(reply.text == #"{"message":"授权失败","ret":false}"#, "\(method) \(path) token=\(token ?? "none")")
@@ -69,8 +70,8 @@ struct SeedRouteTests {
     @Test("every configured token is accepted (rotation)")
     func tokenRotation() async throws {
         try await InProcessAgent.with(jobs: Self.jobs) { (agent: InProcessAgent) async throws in
-            #expect(try await agent.call(.get, "/api2/jobs/t.quick.do", token: "test-token-1").ret == true)
-            #expect(try await agent.call(.get, "/api2/jobs/t.quick.do", token: "test-token-2").ret == true)
+            #expect(try await agent.call(.get, "/api2/jobs/t.quick.do", token: "test-token-0000001").ret == true)
+            #expect(try await agent.call(.get, "/api2/jobs/t.quick.do", token: "test-token-0000002").ret == true)
         }
     }
 
@@ -258,6 +259,18 @@ struct SeedRouteTests {
             let other = try await agent.call(.post, "/api2/tasks.do", body: #"{"job":"t.quick","param":{},"taskId":"deploy-42:step.1"}"#)
             #expect(other.message == "重试失败")
             #expect(other.reason == "task_id_conflict")
+            // The same id and job with another param is refused too; no param is the same as {}.
+            for param in [#"{"a":1}"#, "{\"a\":null}", "{\"\":{}}"] {
+                let changed = try await agent.call(.post, "/api2/tasks.do", body: #"{"job":"t.count","param":\#(param),"taskId":"deploy-42:step.1"}"#)
+                #expect(changed.text == #"{"message":"重试失败","reason":"task_id_conflict","ret":false}"#, "param \(param)")
+            }
+            #expect(try await agent.call(.post, "/api2/tasks.do", body: #"{"job":"t.count","taskId":"deploy-42:step.1"}"#).ret == true)
+            let keyed = #"{"job":"t.count","param":{"b":[1,{"y":2,"x":1}],"a":"s"},"taskId":"keyed"}"#
+            #expect(try await agent.call(.post, "/api2/tasks.do", body: keyed).ret == true)
+            let reordered = #"{"taskId":"keyed","param":{"a":"s","b":[1,{"x":1,"y":2}]},"job":"t.count"}"#
+            #expect(try await agent.call(.post, "/api2/tasks.do", body: reordered).ret == true, "key order is not a different param")
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try String(contentsOfFile: runs, encoding: .utf8) == "run\nrun\n")
         }
     }
 

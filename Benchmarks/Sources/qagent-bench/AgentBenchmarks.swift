@@ -8,7 +8,7 @@ func withBenchAgent(jobs: String, _ body: (Agent) async throws -> Void) async th
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qagent-bench-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: dir) }
-    let text = "[agent]\ntoken = \"bench\"\ndata_dir = \"\(dir)\"\nmax_running = 1000\nmax_queued = 10000\n" + jobs
+    let text = "[agent]\ntoken = \"bench-token-0123456789\"\ndata_dir = \"\(dir)\"\nmax_running = 1000\nmax_queued = 10000\n" + jobs
     let config = try ConfigLoader.parse(text, baseDirectory: dir)
     var logger = Logger(label: "bench")
     logger.logLevel = .error

@@ -34,7 +34,7 @@ enum DispatchBenchmark {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let text = """
             [agent]
-            token = "bench"
+            token = "bench-token-0123456789"
             data_dir = "\(dir)"
             max_running = 256
             max_queued = \(dispatches)

@@ -140,7 +140,21 @@ public final class Agent: Sendable {
             }
         }
         defer { signalWatcher.cancel() }
-        try await group.run()
+        // SIGPIPE (a peer gone mid-write) must not kill the agent: ignored, silently (routine).
+        signal(SIGPIPE, SIG_IGN)
+        // Nor SIGHUP (an ssh logout, a terminal closing): trapped, logged, ignored.
+        let ignored = await UnixSignalsSequence(trapping: .sighup)
+        let ignoredWatcher = Task {
+            for await signal in ignored {
+                self.logger.notice("signal ignored: configuration reload is not supported yet", metadata: ["signal": "\(signal)"])
+            }
+        }
+        defer { ignoredWatcher.cancel() }
+        do {
+            try await group.run()
+        } catch let error as IOError where error.description.hasPrefix("bind(") {
+            throw ListenError(address: config.agent.listen, errno: error.errnoCode)
+        }
     }
 
     /// Once listening: if a drain (of this or an earlier process) told the central scheduler
@@ -178,5 +192,19 @@ public final class Agent: Sendable {
         }
         await telling.value
         await group.triggerGracefulShutdown()
+    }
+}
+
+/// The HTTP interface could not bind its `listen` address (in use, not an address of this
+/// host, a privileged port).
+public struct ListenError: Error, CustomStringConvertible {
+    /// The address that could not be bound.
+    public var address: ListenAddress
+    /// The `errno` of the failed `bind`.
+    public var errno: Int32
+
+    public var description: String {
+        let reason = String(cString: strerror(errno))
+        return "cannot listen on \(address): \(reason.prefix(1).lowercased() + reason.dropFirst())"
     }
 }

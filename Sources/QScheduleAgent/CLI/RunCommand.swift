@@ -7,7 +7,7 @@ struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run the agent in the foreground.",
-        discussion: "Exit status: 0 after a clean shutdown, 2 when the configuration or store is unusable.")
+        discussion: "Exit status: 0 after a clean shutdown, 2 when the configuration or store is unusable or the listen address cannot be bound.")
 
     @OptionGroup var options: ConfigOption
 
@@ -30,8 +30,13 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let identity = agent.identity
-        try await agent.run { port in
-            logger.info("qagent listening", metadata: ["address": "\(identity.ipText):\(port)", "data_dir": "\(agent.config.agent.dataDir)"])
+        do {
+            try await agent.run { port in
+                logger.info("qagent listening", metadata: ["address": "\(identity.ipText):\(port)", "data_dir": "\(agent.config.agent.dataDir)"])
+            }
+        } catch let error as ListenError {
+            FileHandle.standardError.write(Data("qagent: \(error)\n".utf8))
+            throw ExitCode(2)
         }
     }
 }

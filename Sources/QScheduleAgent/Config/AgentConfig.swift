@@ -71,14 +71,18 @@ public struct SchedulerSettings: Sendable {
 public struct AgentSettings: Sendable {
     public var appName: String = "qagent"
     public var appID: Int = 0
-    /// The address the HTTP interface binds (`listen = "ip:port"`).
-    public var listen: ListenAddress = ListenAddress(host: "0.0.0.0", port: 20010)
+    /// The address the HTTP interface binds (`listen = "ip:port"`). Loopback by default: an
+    /// agent is reachable from other hosts only when `listen` says so.
+    public var listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 20010)
     /// The IP this agent reports as its own (`advertise_ip`); detected when `nil`.
     public var advertiseIP: String?
     /// Folder holding the SQLite store and task logs.
     public var dataDir: String = "./data"
-    /// Accepted `Q-Server-Token` values; more than one allows rotation. Never empty once loaded.
+    /// Accepted `Q-Server-Token` values; more than one allows rotation. Never empty once loaded,
+    /// each at least ``minimumTokenLength`` characters.
     public var tokens: [String] = []
+    /// The shortest token the agent starts with.
+    public static let minimumTokenLength = 16
     /// IANA time zone used for task ids and (later) cron; `nil` = the system's.
     public var timeZone: TimeZone = .current
     /// Seconds a shutdown waits for running tasks before killing them.

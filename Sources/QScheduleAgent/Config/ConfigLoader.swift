@@ -40,6 +40,8 @@ public enum ConfigLoader {
 
         var settings = AgentSettings()
         var fileTokens: [String] = []
+        // Where the tokens in effect came from, for an error about a weak one.
+        var tokenError: (String) -> ConfigError = { ConfigError("\(fileName): [agent] token: \($0)") }
         if let agent = try top.table("agent") {
             let reader = TableReader(table: agent, tableName: "agent", label: "[agent]", fileName: fileName, locator: locator)
             try reader.rejectUnknownKeys(allowed: [
@@ -64,6 +66,7 @@ public enum ConfigLoader {
             } else {
                 settings.dataDir = resolve(settings.dataDir, against: baseDirectory)
             }
+            tokenError = { reader.error("token", $0) }
             if let tokenValue = agent["token"] {
                 if let single = tokenValue.string {
                     fileTokens = [single]
@@ -79,6 +82,7 @@ public enum ConfigLoader {
                     throw reader.error("token_file", "cannot read \"\(tokenPath)\"")
                 }
                 fileTokens += contents.split(whereSeparator: \.isNewline).map(String.init)
+                if agent["token"] == nil { tokenError = { reader.error("token_file", "\"\(tokenPath)\": \($0)") } }
             }
             if let zone = try reader.string("timezone") {
                 guard let timeZone = TimeZone(identifier: zone) else {
@@ -99,10 +103,16 @@ public enum ConfigLoader {
 
         if let envTokens = environment["QAGENT_TOKEN"], !envTokens.isEmpty {
             fileTokens = envTokens.split(separator: ",").map(String.init)
+            tokenError = { ConfigError("QAGENT_TOKEN: \($0)") }
         }
         settings.tokens = fileTokens.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !settings.tokens.isEmpty else {
             throw ConfigError("\(fileName): no token configured: set [agent] token or token_file, or the QAGENT_TOKEN environment variable")
+        }
+        for (index, token) in settings.tokens.enumerated() where token.count < AgentSettings.minimumTokenLength {
+            let which = settings.tokens.count > 1 ? "token #\(index + 1)" : "the token"
+            throw tokenError("\(which) has \(token.count) characters; at least \(AgentSettings.minimumTokenLength) are required, "
+                + "since a short token can be guessed by anyone who reaches the port (generate one with: openssl rand -hex 16)")
         }
 
         var report: ReportSettings?

@@ -213,7 +213,7 @@ public actor TaskRunner: Service {
         await recoverLeftovers()
         if let requestedID {
             do {
-                if let existing = try store.task(requestedID) { return Self.repeated(existing, job: name) }
+                if let existing = try store.task(requestedID) { return Self.repeated(existing, job: name, param: param) }
             } catch {
                 logger.error("journal read failed", metadata: ["task": "\(requestedID)", "error": "\(error)"])
                 return .journalFailed
@@ -280,7 +280,7 @@ public actor TaskRunner: Service {
                 guard let requestedID else { continue }
                 // Another dispatch with this id committed first: answer as for a repeat.
                 guard let existing = try? store.task(requestedID) else { return .other(.journalFailed) }
-                return .other(Self.repeated(existing, job: job))
+                return .other(Self.repeated(existing, job: job, param: param))
             } catch {
                 logger.error("journal write failed", metadata: ["task": "\(record.id)", "error": "\(error)"])
                 return .other(.journalFailed)
@@ -289,8 +289,11 @@ public actor TaskRunner: Service {
         return .other(.journalFailed)
     }
 
-    private static func repeated(_ existing: TaskRecord, job: String) -> DispatchResult {
-        existing.job == job ? .accepted(taskID: existing.id) : .refused(.taskIDConflict)
+    /// The answer to a task id that is already journaled: the same answer when it is the same
+    /// task (job and param; the param compared in its canonical text, so key order does not
+    /// matter), else `task_id_conflict`.
+    private static func repeated(_ existing: TaskRecord, job: String, param: JSONValue) -> DispatchResult {
+        existing.job == job && existing.param == param.jsonText ? .accepted(taskID: existing.id) : .refused(.taskIDConflict)
     }
 
     /// `overlap = "cover"`: a newer task stops the running ones and supersedes the waiting ones.

@@ -51,9 +51,12 @@ struct SeedAPI: Sendable {
     /// this host is offline for each of its jobs; when it answers `所有机器不能全部下线` for any,
     /// that is undone there and the drain refused (`last_worker`), unless `forceLocal`.
     func drain(body: JSONValue?) async -> Response {
+        if let body, body.objectValue == nil { return EnvelopeResponse.failure(SeedMessage.badRequest) }
+        let forceValue = body?["forceLocal"]
+        guard forceValue == nil || forceValue?.boolValue != nil else { return EnvelopeResponse.failure(SeedMessage.badRequest) }
         var outcomes: [CentralWorkers.Outcome]?
         if let central {
-            let force = body?["forceLocal"]?.boolValue ?? false
+            let force = forceValue?.boolValue ?? false
             let found = await central.takeOffline(jobs: await runner.schedulableJobs, undoOnLastWorker: !force)
             if !force, found.contains(where: { $0.outcome == .lastWorker }) {
                 return EnvelopeResponse.make(Envelope(ret: false, message: SeedMessage.allWorkersOffline, reason: FailureReason.lastWorker,

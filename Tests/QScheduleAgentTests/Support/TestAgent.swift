@@ -13,7 +13,7 @@ func makeTemporaryDirectory() throws -> String {
     return path
 }
 
-let testToken = "test-token-1"
+let testToken = "test-token-0000001"
 
 /// The `[agent]` table used by in-process tests; `extra` adds lines to it.
 func agentTOML(dataDir: String, extra: String = "") -> String {
@@ -24,7 +24,7 @@ func agentTOML(dataDir: String, extra: String = "") -> String {
     listen = "127.0.0.1:0"
     advertise_ip = "127.0.0.1"
     data_dir = "\(dataDir)"
-    token = ["\(testToken)", "test-token-2"]
+    token = ["\(testToken)", "test-token-0000002"]
     \(extra)
 
     """
