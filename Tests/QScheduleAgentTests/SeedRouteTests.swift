@@ -222,6 +222,22 @@ struct SeedRouteTests {
         }
     }
 
+    @Test("tasks.do: a param nested 63 deep is taken; one level more, or 500 levels, is 参数错误")
+    func dispatchNesting() async throws {
+        try await InProcessAgent.with(jobs: Self.jobs) { (agent: InProcessAgent) async throws in
+            func body(paramDepth: Int) -> String {
+                // The param object itself is one level; the body around it another.
+                let inner = String(repeating: "[", count: paramDepth - 1) + String(repeating: "]", count: paramDepth - 1)
+                return #"{"job":"t.quick","param":{"x":\#(inner)}}"#
+            }
+            #expect(try await agent.call(.post, "/api2/tasks.do", body: body(paramDepth: 63)).ret == true)
+            for depth in [64, 500] {
+                let reply = try await agent.call(.post, "/api2/tasks.do", body: body(paramDepth: depth))
+                #expect(reply.text == #"{"message":"参数错误","ret":false}"#, "param depth \(depth)")
+            }
+        }
+    }
+
     @Test("tasks.do: the answer is the task id, in the seed's shape yyMMdd.HHmmss.<ip>.<pid>.<seq>")
     func dispatchAccepted() async throws {
         try await InProcessAgent.with(jobs: Self.jobs) { (agent: InProcessAgent) async throws in

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -28,6 +29,8 @@ public final class Agent: Sendable {
     public let identity: AgentIdentity
     let logger: Logger
     private let lock: DataDirectoryLock
+    /// Open connections of the HTTP interface against `max_connections`.
+    let connectionLimiter: ConnectionLimiter
 
     /// Opens the store under `data_dir` and registers every job of `config`.
     ///
@@ -48,6 +51,7 @@ public final class Agent: Sendable {
         }
         self.config = config
         self.logger = logger
+        connectionLimiter = ConnectionLimiter(limit: config.agent.maxConnections)
         identity = AgentIdentity.resolve(settings: config.agent)
         lock = try DataDirectoryLock(dataDirectory: config.agent.dataDir)
         do {
@@ -88,8 +92,20 @@ public final class Agent: Sendable {
     /// The Hummingbird application bound to `listen`; `onReady` gets the bound port.
     public func makeApplication(onReady: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let identity = self.identity
+        let settings = config.agent
+        let limiter = connectionLimiter
+        // Per connection, after HTTP decoding: the connection cap, the request read timeout,
+        // and envelopes for what the parser refuses. Idle connections: Hummingbird's timeout.
+        let server = HTTPServerBuilder.http1(configuration: .init(
+            additionalChannelHandlers: [
+                ConnectionLimitHandler(limiter: limiter),
+                RequestReadTimeoutHandler(timeout: .seconds(Int64(settings.readTimeout))),
+                MalformedRequestHandler(),
+            ],
+            idleTimeout: .seconds(Int64(settings.idleTimeout))))
         return Application(
             responder: makeResponder(),
+            server: server,
             configuration: .init(address: .hostname(config.agent.listen.host, port: config.agent.listen.port), serverName: "qagent"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? identity.port

@@ -93,6 +93,13 @@ public struct AgentSettings: Sendable {
     public var maxQueued: Int = 1000
     /// Largest request body the HTTP interface accepts, in bytes.
     public var maxRequestBytes: Int = 1 << 20
+    /// Seconds a connection may sit without a request in progress (idle keep-alive, or a
+    /// request head that has not fully arrived) before it is closed.
+    public var idleTimeout: Int = 60
+    /// Seconds a request's body may take to arrive once its head is in; then `408` and close.
+    public var readTimeout: Int = 30
+    /// Connections the HTTP interface holds open at once; more are closed on arrival.
+    public var maxConnections: Int = 512
     /// Seconds between SIGTERM and SIGKILL when a task's process group is stopped; also how
     /// long a Swift handler gets to honour cancellation.
     public var killGrace: Int = 5

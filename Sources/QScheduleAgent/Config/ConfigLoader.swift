@@ -47,6 +47,7 @@ public enum ConfigLoader {
             try reader.rejectUnknownKeys(allowed: [
                 "app_name", "app_id", "listen", "advertise_ip", "data_dir", "token", "token_file", "timezone",
                 "shutdown_grace", "max_running", "max_queued", "max_request_bytes", "kill_grace", "max_log_bytes", "retention_days",
+                "idle_timeout", "read_timeout", "max_connections",
             ])
             settings.appName = try reader.string("app_name") ?? settings.appName
             settings.appID = try reader.int("app_id", range: 0...Int.max) ?? settings.appID
@@ -94,6 +95,9 @@ public enum ConfigLoader {
             settings.maxRunning = try reader.int("max_running", range: 1...100_000) ?? settings.maxRunning
             settings.maxQueued = try reader.int("max_queued", range: 0...1_000_000) ?? settings.maxQueued
             settings.maxRequestBytes = try reader.int("max_request_bytes", range: 1024...(64 << 20)) ?? settings.maxRequestBytes
+            settings.idleTimeout = try reader.int("idle_timeout", range: 1...86_400) ?? settings.idleTimeout
+            settings.readTimeout = try reader.int("read_timeout", range: 1...86_400) ?? settings.readTimeout
+            settings.maxConnections = try reader.int("max_connections", range: 1...1_000_000) ?? settings.maxConnections
             settings.killGrace = try reader.int("kill_grace", range: 0...3600) ?? settings.killGrace
             settings.maxLogBytes = try reader.int("max_log_bytes", range: 1024...(1 << 40)) ?? settings.maxLogBytes
             settings.retentionDays = try reader.int("retention_days", range: 1...3650) ?? settings.retentionDays

@@ -1,5 +1,7 @@
 import Foundation
 import Hummingbird
+import NIOCore
+import NIOHTTPTypes
 
 /// The seed's JSON envelope: `{"ret":false,"message":...,"reason":...}` or
 /// `{"ret":true,"message":...}` or `{"ret":true,"data":...}`.
@@ -29,6 +31,21 @@ enum EnvelopeResponse {
 
     static func data(_ payload: some Encodable) -> Response {
         make(Envelope(ret: true, message: nil, reason: nil, data: payload))
+    }
+
+    /// Writes a `ret:false` envelope answer straight into a channel (below the responder: the
+    /// HTTP layer's own refusals), with `Connection: close`.
+    static func writeRaw(
+        status: HTTPResponse.Status, message: String, reason: String, context: ChannelHandlerContext,
+        wrap: (HTTPResponsePart) -> NIOAny
+    ) {
+        let body = (try? encoder.encode(Envelope<String>(ret: false, message: message, reason: reason, data: nil))) ?? Data()
+        let head = HTTPResponse(status: status, headerFields: [
+            .contentType: "application/json; charset=utf-8", .contentLength: "\(body.count)", .connection: "close",
+        ])
+        context.write(wrap(.head(head)), promise: nil)
+        context.write(wrap(.body(ByteBuffer(bytes: body))), promise: nil)
+        context.writeAndFlush(wrap(.end(nil)), promise: nil)
     }
 
     static func make(_ envelope: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {

@@ -28,6 +28,12 @@ public enum FailureReason {
     public static let notFound = "not_found"
     public static let methodNotAllowed = "method_not_allowed"
     public static let bodyTooLarge = "body_too_large"
+    /// The HTTP layer could not parse the request.
+    public static let malformedRequest = "malformed_request"
+    /// The request's headers exceed the HTTP layer's limits.
+    public static let headersTooLarge = "headers_too_large"
+    /// The request's body did not arrive within `read_timeout`.
+    public static let requestTimeout = "request_timeout"
     public static let taskNotFound = "task_not_found"
     public static let taskFinished = "task_finished"
     public static let shuttingDown = "shutting_down"

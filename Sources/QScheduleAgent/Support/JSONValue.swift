@@ -14,9 +14,10 @@ public enum JSONValue: Sendable, Hashable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    /// Parses UTF-8 JSON; `nil` when the bytes are not valid JSON.
+    /// Parses UTF-8 JSON in one pass; `nil` when the bytes are not valid JSON or nest deeper
+    /// than 64 arrays and objects.
     public init?(parsing data: Data) {
-        guard let value = try? JSONDecoder().decode(JSONValue.self, from: data) else { return nil }
+        guard let value = try? JSONParser.parse(data) else { return nil }
         self = value
     }
 
