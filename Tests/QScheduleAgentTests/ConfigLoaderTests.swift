@@ -61,6 +61,59 @@ struct ConfigLoaderTests {
         #expect(scheduler.timeout == SchedulerSettings(url: scheduler.url).timeout)
     }
 
+    /// `key = value  # comment` lines of agent.conf.example, commented-out ones included.
+    static func exampleLines(from start: String, to end: String?) throws -> [(key: String, value: String, comment: String)] {
+        let path = repositoryRoot.appendingPathComponent("agent.conf.example").path
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let from = try #require(text.range(of: start)).upperBound
+        let to = end.flatMap { text.range(of: $0, range: from..<text.endIndex)?.lowerBound } ?? text.endIndex
+        return text[from..<to].split(separator: "\n").compactMap { line in
+            let body = line.hasPrefix("# ") ? line.dropFirst(2) : line[...]
+            guard let equals = body.firstIndex(of: "="), body.first?.isLetter == true else { return nil }
+            let key = body[..<equals].trimmingCharacters(in: .whitespaces)
+            guard key.allSatisfy({ $0.isLetter || $0 == "_" }) else { return nil }
+            let rest = body[body.index(after: equals)...]
+            let hash = rest.range(of: "  #")?.lowerBound ?? rest.endIndex
+            return (key, rest[..<hash].trimmingCharacters(in: .whitespaces), String(rest[hash...]))
+        }
+    }
+
+    @Test("agent.conf.example shows the code's default for every [agent] and [[job]] key (or names it beside a demo value)")
+    func exampleDefaults() throws {
+        let agent = AgentSettings()
+        let job = JobConfig(name: "x")
+        let coded: [String: String] = [
+            "app_name": "\"\(agent.appName)\"", "app_id": "\(agent.appID)", "listen": "\"\(agent.listen)\"",
+            "data_dir": "\"\(agent.dataDir)\"", "shutdown_grace": "\(agent.shutdownGrace)", "max_running": "\(agent.maxRunning)",
+            "max_queued": "\(agent.maxQueued)", "max_request_bytes": "\(agent.maxRequestBytes)", "kill_grace": "\(agent.killGrace)",
+            "max_log_bytes": "\(agent.maxLogBytes)", "retention_days": "\(agent.retentionDays)", "idle_timeout": "\(agent.idleTimeout)",
+            "read_timeout": "\(agent.readTimeout)", "max_connections": "\(agent.maxConnections)",
+        ]
+        // Keys without a default value: their comment says what happens without them.
+        let noDefault: Set<String> = ["token", "token_file", "advertise_ip", "timezone"]
+        let agentLines = try Self.exampleLines(from: "[agent]\n", to: "[report]")
+        #expect(Set(agentLines.map(\.key)) == Set(coded.keys).union(noDefault), "every [agent] key is in the example")
+        for line in agentLines where !noDefault.contains(line.key) {
+            let expected = try #require(coded[line.key])
+            #expect(line.value == expected || line.comment.contains("default: \(expected))"),
+                    "\(line.key) = \(line.value): the code's default is \(expected)")
+        }
+        let jobCoded: [String: String] = [
+            "recover": "\"\(job.recover.rawValue)\"", "max_attempts": "\(job.maxAttempts)", "timeout": "\(job.timeout)",
+            "overlap": "\"\(job.overlap.rawValue)\"", "max_concurrency": "\(job.maxConcurrency)", "max_queued": "\(job.maxQueued)",
+            "enabled": "\(job.enabled)", "misfire": "\"\(job.misfire.rawValue)\"",
+        ]
+        let jobLines = try Self.exampleLines(from: "[[job]]\n", to: "[[job]]\nname = \"qschedule.demo.report\"") + [
+            try #require(try Self.exampleLines(from: "name = \"qschedule.demo.report\"", to: nil).first { $0.key == "misfire" }),
+        ]
+        for key in jobCoded.keys {
+            let line = try #require(jobLines.first { $0.key == key }, "[[job]] \(key) is not shown")
+            let expected = try #require(jobCoded[key])
+            #expect(line.value == expected || line.comment.contains("default: \(expected))"),
+                    "[[job]] \(key) = \(line.value): the code's default is \(expected)")
+        }
+    }
+
     @Test("defaults and values are read with their types")
     func values() throws {
         let config = try parse("""

@@ -227,8 +227,8 @@ struct CronTableTests {
         ("0 0 12 ? 2 2#5", 1704067200000, "UTC", 2340360000000),
         // fifth Sunday of February 2024-2030: 2032 is out of range -> never -> never
         ("0 0 12 ? 2 1#5 2024-2030", 1704067200000, "UTC", nil),
-        // spring gap: 02:30 does not exist on Mar 14 -> 03:30 EDT (lenient) -> 2021-03-14T03:30:00-04:00
-        ("0 30 2 * * ?", 1615654800000, "America/New_York", 1615707000000),
+        // spring gap: 02:30 does not exist on Mar 14 -> fires at the transition, 03:00 EDT -> 2021-03-14T03:00:00-04:00
+        ("0 30 2 * * ?", 1615654800000, "America/New_York", 1615705200000),
         // after the gap-mapped fire -> Mar 15 02:30 -> 2021-03-15T02:30:00-04:00
         ("0 30 2 * * ?", 1615707000000, "America/New_York", 1615789800000),
         // 02:00 in the gap -> 03:00 EDT -> 2021-03-14T03:00:00-04:00
@@ -249,8 +249,8 @@ struct CronTableTests {
         ("0 0 * * * ?", 1636259400000, "America/New_York", 1636261200000),
         // hourly after 01:00 EDT -> 02:00 EST (01:00 EST is not repeated) -> 2021-11-07T02:00:00-05:00
         ("0 0 * * * ?", 1636261200000, "America/New_York", 1636268400000),
-        // from inside the second 01:xx: 01:30 EDT is past, 01:30 EST is not -> 01:30 EST -> 2021-11-07T01:30:00-05:00
-        ("0 30 * * * ?", 1636265400000, "America/New_York", 1636266600000),
+        // from inside the repeated 01:xx: 01:30 already fired (EDT), the repeated hour fires nothing -> 02:30 EST -> 2021-11-07T02:30:00-05:00
+        ("0 30 * * * ?", 1636265400000, "America/New_York", 1636270200000),
         // every 30 s at the end of the first 01:59 -> 02:00 EST (the repeated hour is skipped) -> 2021-11-07T02:00:00-05:00
         ("*/30 * * * * ?", 1636264785000, "America/New_York", 1636268400000),
         // noon on the spring day: 23-hour day, still noon -> 2021-03-14T12:00:00-04:00
@@ -259,8 +259,8 @@ struct CronTableTests {
         ("0 0 12 * * ?", 1636218000000, "America/New_York", 1636304400000),
         // midnight before the spring change -> 2021-03-14T00:00:00-05:00
         ("0 0 0 * * ?", 1615654800000, "America/New_York", 1615698000000),
-        // London gap: 01:30 -> 02:30 BST -> 2021-03-28T02:30:00+01:00
-        ("0 30 1 * * ?", 1616846400000, "Europe/London", 1616895000000),
+        // London gap: 01:30 does not exist -> the transition, 02:00 BST -> 2021-03-28T02:00:00+01:00
+        ("0 30 1 * * ?", 1616846400000, "Europe/London", 1616893200000),
         // London overlap: 01:30 BST first -> 2021-10-31T01:30:00+01:00
         ("0 30 1 * * ?", 1635591600000, "Europe/London", 1635640200000),
         // London: not again at 01:30 GMT -> 2021-11-01T01:30:00+00:00
@@ -269,16 +269,16 @@ struct CronTableTests {
         ("0 0 9 ? * MON-FRI", 1616752800000, "Europe/London", 1617004800000),
         // Sunday 01:15 on the fall-back day -> BST occurrence -> 2021-10-31T01:15:00+01:00
         ("0 15 1 ? * SUN", 1635073200000, "Europe/London", 1635639300000),
-        // Sydney spring gap in October: 02:30 -> 03:30 AEDT -> 2021-10-03T03:30:00+11:00
-        ("0 30 2 * * ?", 1633140000000, "Australia/Sydney", 1633192200000),
+        // Sydney spring gap in October: 02:30 -> the transition, 03:00 AEDT -> 2021-10-03T03:00:00+11:00
+        ("0 30 2 * * ?", 1633140000000, "Australia/Sydney", 1633190400000),
         // Sydney fall overlap in April: the first 02:30 (AEDT) -> 2021-04-04T02:30:00+11:00
         ("0 30 2 * * ?", 1617411600000, "Australia/Sydney", 1617463800000),
         // Sydney: not again at 02:30 AEST -> 2021-04-05T02:30:00+10:00
         ("0 30 2 * * ?", 1617463800000, "Australia/Sydney", 1617553800000),
         // Sydney first of month -> 2021-10-01T00:00:00+10:00
         ("0 0 0 1 * ?", 1631628000000, "Australia/Sydney", 1633010400000),
-        // Lord Howe 30-minute gap: 02:15 -> 02:45 -> 2021-10-03T02:45:00+11:00
-        ("0 15 2 * * ?", 1633138200000, "Australia/Lord_Howe", 1633189500000),
+        // Lord Howe 30-minute gap: 02:15 -> the transition, 02:30 -> 2021-10-03T02:30:00+11:00
+        ("0 15 2 * * ?", 1633138200000, "Australia/Lord_Howe", 1633188600000),
         // Lord Howe: 02:45 exists after the 30-minute jump -> 2021-10-03T02:45:00+11:00
         ("0 45 2 * * ?", 1633138200000, "Australia/Lord_Howe", 1633189500000),
         // Lord Howe 30-minute overlap: the first 01:45 -> 2021-04-04T01:45:00+11:00
@@ -331,6 +331,36 @@ struct CronTableTests {
         ("0 0 12 ? * 5L", 1732795200000, "UTC", 1735214400000),
         // three days before the end of leap February: Feb 26 -> 2024-02-26T12:00:00+00:00
         ("0 0 12 L-3 2 ?", 1704067200000, "UTC", 1708948800000),
+        // fall back: after 01:59:59 EDT fired, the repeated 01:59:59 EST does not fire again -> next day -> 2021-11-08T01:59:59-05:00
+        ("59 59 1 * * ?", 1636264799000, "America/New_York", 1636354799000),
+        // fall back: every :59 of 01:xx fired in EDT; the repeated hour fires none -> next day 01:00:59 -> 2021-11-08T01:00:59-05:00
+        ("59 * 1 * * ?", 1636264799000, "America/New_York", 1636351259000),
+        // asked from inside the repeated hour: nothing of 01:xx again -> next day -> 2021-11-08T01:00:59-05:00
+        ("59 * 1 * * ?", 1636266659000, "America/New_York", 1636351259000),
+        // 30-minute gap 02:00-02:30: 02:14 fires at the transition 02:30 -> 2021-10-03T02:30:00+11:00
+        ("0 14,32,35 2 * * ?", 1633140000000, "Australia/Lord_Howe", 1633188600000),
+        // after the gap fire, the existing 02:32 still fires -> 2021-10-03T02:32:00+11:00
+        ("0 14,32,35 2 * * ?", 1633188600000, "Australia/Lord_Howe", 1633188720000),
+        // then 02:35 -> 2021-10-03T02:35:00+11:00
+        ("0 14,32,35 2 * * ?", 1633188720000, "Australia/Lord_Howe", 1633188900000),
+        // four gap times collapse into one fire at the transition -> 2021-03-14T03:00:00-04:00
+        ("0 0,15,30,45 2 * * ?", 1615704600000, "America/New_York", 1615705200000),
+        // after it: the gap times are not fired again -> next day 02:00 -> 2021-03-15T02:00:00-04:00
+        ("0 0,15,30,45 2 * * ?", 1615705200000, "America/New_York", 1615788000000),
+        // Chatham gap 02:45 -> 03:45: 02:45 itself is missing -> the transition -> 2021-09-26T03:45:00+13:45
+        ("0 45 2 * * ?", 1632525300000, "Pacific/Chatham", 1632578400000),
+        // Berlin gap 02:00 -> 03:00: 02:30 -> the transition, 03:00 CEST -> 2021-03-28T03:00:00+02:00
+        ("0 30 2 * * ?", 1616886000000, "Europe/Berlin", 1616893200000),
+        // Berlin overlap: 02:30 CEST, the first occurrence -> 2021-10-31T02:30:00+02:00
+        ("0 30 2 * * ?", 1635631200000, "Europe/Berlin", 1635640200000),
+        // after it, 02:30 CET is not a second fire -> next day -> 2021-11-01T02:30:00+01:00
+        ("0 30 2 * * ?", 1635640200000, "Europe/Berlin", 1635730200000),
+        // Sao Paulo 2018: midnight missing -> the transition 01:00 -02:00 -> 2018-11-04T01:00:00-02:00
+        ("0 0 0 * * ?", 1541257200000, "America/Sao_Paulo", 1541300400000),
+        // Sao Paulo 2019 fall back at midnight: 23:00 -02:00 is the first occurrence -> 2019-02-16T23:00:00-02:00
+        ("0 0 23 * * ?", 1550325600000, "America/Sao_Paulo", 1550365200000),
+        // after it, 23:00 -03:00 does not fire again -> next day -> 2019-02-17T23:00:00-03:00
+        ("0 0 23 * * ?", 1550365200000, "America/Sao_Paulo", 1550455200000),
     ]
 
     @Test("the table has at least 150 cases, and the seed's two jobs are among them")

@@ -4,9 +4,11 @@ values of Tests/QScheduleAgentTests/CronTableTests.swift.
 
 It shares no code with the Swift engine: it walks calendar days with Python's datetime and
 zoneinfo, tests each day against the day-of-month / day-of-week rules written out from the
-Quartz documentation, and resolves wall times with zoneinfo's fold rule (fold=0: the
-earlier instant of an overlap; a wall time inside a gap keeps the offset in force before
-it, so 02:30 in a spring-forward gap is 03:30 after it).
+Quartz documentation, and applies qagent's DST rule by its definition: a matching wall
+time W fires at the first instant whose wall clock shows W or later. So an ambiguous wall
+time (fall-back overlap) fires at its first occurrence and never again, and a wall time in a
+spring-forward gap fires at the transition (02:30 in New York's gap fires at 03:00 EDT).
+"Shows" is computed from zoneinfo's UTC offsets, instant by instant where it matters.
 
 Usage: python3 Tests/Tools/cron_oracle.py > /tmp/table.swift   (prints the Swift table)
 """
@@ -87,6 +89,48 @@ def day_matches(d, dom, dow):
     return wd in values(f, 1, 7, DAYS)
 
 
+def offset(zone, ts):
+    return int(dt.datetime.fromtimestamp(ts, zone).utcoffset().total_seconds())
+
+
+def wall_seconds(zone, ts):
+    """The wall time at instant ts, as seconds on a naive UTC clock."""
+    return ts + offset(zone, ts)
+
+
+def latest_wall(zone, after):
+    """The latest wall time shown at any instant <= after (looks back two days: the clock
+    only goes back at a fall-back; the latest wall before it is just before the transition)."""
+    best = wall_seconds(zone, after)
+    t = after - 2 * 86400
+    while t < after:
+        nxt = min(t + 600, after)
+        if offset(zone, nxt) < offset(zone, t):
+            lo, hi = t, nxt  # offset(lo) > offset(hi): find the last second before the drop
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if offset(zone, mid) == offset(zone, lo):
+                    lo = mid
+                else:
+                    hi = mid
+            best = max(best, wall_seconds(zone, lo))
+        t = nxt
+    return best
+
+
+def first_instant(zone, wall):
+    """min{t : wall_seconds(t) >= wall}, by walking second by second from a point whose wall
+    time is surely earlier (wall_seconds is not monotonic in an overlap: no bisection)."""
+    epoch = dt.datetime(1970, 1, 1)
+    w = int((wall - epoch).total_seconds())
+    t = w - max(offset(zone, w - 86400), offset(zone, w + 86400)) - 4 * 3600
+    while wall_seconds(zone, t) >= w:
+        t -= 3600
+    while wall_seconds(zone, t) < w:
+        t += 1
+    return t
+
+
 def next_fire(expr, after_ms, tz):
     zone = ZoneInfo(tz)
     f = expr.split()
@@ -96,7 +140,7 @@ def next_fire(expr, after_ms, tz):
     months = values(f[4], 1, 12, MONTHS)
     years = values(f[6], 1970, 2099, wraps=False) if len(f) == 7 else set(range(1970, 2100))
     after = after_ms // 1000
-    start = dt.datetime.fromtimestamp(after + 1, zone).replace(tzinfo=None)
+    start = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=latest_wall(zone, after) + 1)
     day = start.date()
     while day.year <= 2099:
         if day.year in years and day.month in months and day_matches(day, f[3], f[5]):
@@ -106,10 +150,7 @@ def next_fire(expr, after_ms, tz):
                         wall = dt.datetime(day.year, day.month, day.day, h, m, s)
                         if wall < start:
                             continue
-                        for fold in (0, 1):
-                            ts = int(wall.replace(tzinfo=zone, fold=fold).timestamp())
-                            if ts > after:
-                                return ts * 1000
+                        return first_instant(zone, wall) * 1000
         day += dt.timedelta(days=1)
     return None
 

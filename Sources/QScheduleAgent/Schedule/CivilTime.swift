@@ -88,8 +88,10 @@ struct CivilTime: Hashable, Sendable, Comparable, CustomStringConvertible {
 }
 
 /// Converts between instants and wall times of one IANA zone, with the DST rules of the
-/// cron engine: a wall time in a gap maps forward by the gap's length (02:30 → 03:30, as a
-/// lenient calendar does); a wall time in an overlap has two instants, earlier first.
+/// cron engine. Fires follow one definition: wall time `W` fires at the first instant whose
+/// wall clock shows `W` or later. So a wall time that occurs twice (fall-back overlap) fires
+/// at its first occurrence, and one that does not exist (spring-forward gap) fires at the
+/// transition, the first instant after the gap.
 struct ZoneClock: Sendable {
     let timeZone: TimeZone
 
@@ -102,25 +104,53 @@ struct ZoneClock: Sendable {
         CivilTime(secondsAsUTC: second + offset(atSecond: second))
     }
 
-    /// The instants showing `civil` on the wall clock: one normally, two (earlier first)
-    /// in an overlap; in a gap, the one instant the lenient rule maps it to.
-    func instants(of civil: CivilTime) -> [Int64] {
+    /// The latest wall time shown at or before `second`, as seconds on a UTC clock: the wall
+    /// time at `second`, except in the repeated part of a fall-back overlap, where the clock
+    /// already showed later wall times before it was set back. Every wall time up to this one
+    /// has had its first instant.
+    func latestWall(upTo second: Int64) -> Int64 {
+        let now = offset(atSecond: second)
+        let wall = second + now
+        let window: Int64 = 2 * 86_400
+        // Offsets only fall at a fall-back: compare with two days ago (a transition and its
+        // reversal within two days does not occur in the tz database's zones since 1970).
+        guard offset(atSecond: second - window) > now else { return wall }
+        // Find the fall-back: the first instant of the window with today's offset.
+        var low = second - window  // offset > now
+        var high = second          // offset == now
+        while high - low > 1 {
+            let middle = low + (high - low) / 2
+            if offset(atSecond: middle) > now { low = middle } else { high = middle }
+        }
+        // `low` is the last second before the clock was set back.
+        return max(wall, low + offset(atSecond: low))
+    }
+
+    /// The first instant whose wall clock shows `civil` or later: the instant showing it; the
+    /// earlier one in an overlap; the transition when `civil` falls in a gap.
+    func firstInstant(showing civil: CivilTime) -> Int64 {
         let local = civil.secondsAsUTC
         let before = offset(atSecond: local - 86_400)
         let after = offset(atSecond: local + 86_400)
         if before == after {
             let candidate = local - before
-            if offset(atSecond: candidate) == before { return [candidate] }
-            // A transition and its reversal within two days: fall back to an exact probe.
-            let probe = offset(atSecond: local - offset(atSecond: local))
-            return [local - probe]
+            if offset(atSecond: candidate) == before { return candidate }
+            // A transition and its reversal within two days: an exact probe.
+            return local - offset(atSecond: local - offset(atSecond: local))
         }
-        var result: [Int64] = []
-        for offset in [before, after] {
-            let candidate = local - offset
-            if self.offset(atSecond: candidate) == offset, !result.contains(candidate) { result.append(candidate) }
+        let valid = [local - before, local - after].filter { candidate in
+            let shown = offset(atSecond: candidate)
+            return shown == before && candidate == local - before || shown == after && candidate == local - after
         }
-        if result.isEmpty { return [local - before] }  // gap: keep the offset in force before it
-        return result.sorted()
+        if let first = valid.min() { return first }
+        // A gap (the clock jumps from `before` to `after`): the transition lies between the
+        // instant `local` would be under either offset.
+        var low = min(local - after, local - before)   // offset == before
+        var high = max(local - after, local - before)  // offset == after
+        while high - low > 1 {
+            let middle = low + (high - low) / 2
+            if offset(atSecond: middle) == before { low = middle } else { high = middle }
+        }
+        return high
     }
 }

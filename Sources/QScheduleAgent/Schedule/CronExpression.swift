@@ -100,29 +100,20 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
     /// The first fire time strictly after `instant` (whole seconds), in `timeZone`, or `nil`
     /// when the expression never fires again (its years are past, or its days never occur).
     ///
-    /// DST: a wall time that falls in a spring-forward gap fires at the same distance past
-    /// the transition (`0 30 2 * * ?` fires at 03:30 on that day), as Quartz's lenient
-    /// calendar does. A wall time that occurs twice in a fall-back overlap fires once, at
-    /// its first occurrence; the repeated hour does not fire again.
+    /// DST, one rule: a matching wall time fires at the first instant at which the wall clock
+    /// shows that time or later. A wall time that occurs twice (fall-back overlap) fires once,
+    /// at its first occurrence; the repeated hour fires nothing again. A wall time that does not
+    /// exist (spring-forward gap) fires at the transition, the first instant after the gap
+    /// (`0 30 2 * * ?` fires at 03:00 EDT on the New York spring-forward day); several matching
+    /// times in one gap fire once, together. Fires are strictly increasing and no matching
+    /// wall time that exists is ever skipped.
     public func next(after instant: Date, in timeZone: TimeZone) -> Date? {
         let clock = ZoneClock(timeZone: timeZone)
         let afterSecond = Int64((instant.timeIntervalSince1970).rounded(.down))
-        var cursor = clock.civil(atSecond: afterSecond + 1)
-        // An overlap can yield a wall time whose instants are both at or before `instant`;
-        // then search on from the next wall second. Bounded: a handful of rounds at most.
-        for _ in 0..<8 {
-            guard let civil = nextCivil(from: cursor) else { return nil }
-            let instants = clock.instants(of: civil)
-            if let first = instants.first, first > afterSecond {
-                // Earliest occurrence, unless a previous call already passed it.
-                return Date(timeIntervalSince1970: TimeInterval(first))
-            }
-            if let later = instants.last(where: { $0 > afterSecond }) {
-                return Date(timeIntervalSince1970: TimeInterval(later))
-            }
-            cursor = CivilTime(secondsAsUTC: civil.secondsAsUTC + 1)
-        }
-        return nil
+        // Every wall time up to the latest one shown by `instant` has fired or been passed.
+        let start = CivilTime(secondsAsUTC: clock.latestWall(upTo: afterSecond) + 1)
+        guard let civil = nextCivil(from: start) else { return nil }
+        return Date(timeIntervalSince1970: TimeInterval(clock.firstInstant(showing: civil)))
     }
 
     /// The next `count` fire times after `instant`; fewer when it stops firing.
