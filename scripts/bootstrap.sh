@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs the system libraries qagent builds against, when they are missing:
-# SQLite (GRDB) and libcurl (Foundation's URLSession on Linux). Safe to run again.
+# Installs what qagent builds and tests against, when it is missing: SQLite (GRDB) and
+# libcurl (Foundation's URLSession on Linux); for the tests, Quartz 2.3.2 and a Java runtime
+# (the cron engine is compared with Quartz itself). Safe to run again.
 set -euo pipefail
-packages=(libsqlite3-dev libcurl4-openssl-dev)
+packages=(libsqlite3-dev libcurl4-openssl-dev libquartz2-java)
+command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -361,6 +361,14 @@ struct CronTableTests {
         ("0 0 23 * * ?", 1550325600000, "America/Sao_Paulo", 1550365200000),
         // after it, 23:00 -03:00 does not fire again -> next day -> 2019-02-17T23:00:00-03:00
         ("0 0 23 * * ?", 1550365200000, "America/Sao_Paulo", 1550455200000),
+        // L-2W: Jan 31 - 2 = Mon 29, a weekday -> 2024-01-29T12:00:00+00:00
+        ("0 0 12 L-2W * ?", 1704067200000, "UTC", 1706529600000),
+        // L-3W: Jan 28 is a Sunday -> Monday 29 -> 2024-01-29T12:00:00+00:00
+        ("0 0 12 L-3W * ?", 1704067200000, "UTC", 1706529600000),
+        // L-1W: Mar 30 is a Saturday -> Friday 29 -> 2024-03-29T12:00:00+00:00
+        ("0 0 12 L-1W * ?", 1709251200000, "UTC", 1711713600000),
+        // L-0W = LW: Jun 30 is a Sunday -> Friday 28 -> 2024-06-28T12:00:00+00:00
+        ("0 0 12 L-0W * ?", 1717200000000, "UTC", 1719576000000),
     ]
 
     @Test("the table has at least 150 cases, and the seed's two jobs are among them")

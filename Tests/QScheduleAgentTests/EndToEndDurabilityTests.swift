@@ -10,13 +10,13 @@ struct EndToEndDurabilityTests {
         let jobs = """
             [[job]]
             name = "e.a"
-            command = ["/bin/sleep", "2"]
+            command = ["/bin/sleep", "4"]
             [[job]]
             name = "e.b"
-            command = ["/bin/sleep", "2"]
+            command = ["/bin/sleep", "4"]
             [[job]]
             name = "e.c"
-            command = ["/bin/sleep", "2.5"]
+            command = ["/bin/sleep", "4.5"]
 
             """
         try await AgentProcess.with(jobs: jobs) { (agent: AgentProcess) async throws in

@@ -24,7 +24,10 @@ struct HTTPConnectionTests {
 
     @Test("half a body: 408 with the envelope after read_timeout, then closed; nothing journaled")
     func halfBody() async throws {
-        try await AgentProcess.with(jobs: "[[job]]\nname = \"e.j\"\ncommand = [\"/bin/true\"]\n", agentExtra: Self.limits) { agent in
+        // idle_timeout also cuts a request whose bytes stop for that long: kept longer here, so
+        // that read_timeout is what ends the request.
+        let limits = "idle_timeout = 30\nread_timeout = 1"
+        try await AgentProcess.with(jobs: "[[job]]\nname = \"e.j\"\ncommand = [\"/bin/true\"]\n", agentExtra: limits) { agent in
             let connection = try RawConnection(port: agent.port)
             connection.send("POST /api2/tasks.do HTTP/1.1\r\nHost: x\r\nQ-Server-Token: \(testToken)\r\nContent-Length: 100\r\n\r\n{\"job\":\"e.j\"")
             let answer = try #require(connection.readUntilClosed(seconds: 15), "not closed")

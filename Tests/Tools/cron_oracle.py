@@ -55,6 +55,21 @@ def day_matches(d, dom, dow):
         f = dom.upper()
         if f == "L":
             return d.day == length
+        if f.startswith("L-") and f.endswith("W"):
+            # the weekday nearest to (last day - n), within the month
+            n = length - int(f[2:-1])
+            if n < 1:
+                return False
+            # a weekday itself; a Saturday -> Friday (or Monday when Friday is in the previous month);
+            # a Sunday -> Monday (or Friday when Monday is in the next month)
+            wd = quartz_weekday(dt.date(d.year, d.month, n))
+            if wd not in (1, 7):
+                target = n
+            elif wd == 7:
+                target = n - 1 if n > 1 else n + 2
+            else:
+                target = n + 1 if n < length else n - 2
+            return d.day == target
         if f.startswith("L-"):
             return d.day == length - int(f[2:])
         if f == "LW":

@@ -17,8 +17,12 @@ struct CronCommand: AsyncParsableCommand {
                 Exit status: 0 printed (or it never fires again: says so), 2 the expression or an option is invalid.
                 """)
 
-        @Argument(help: "The expression, quoted: \"0 30 9 * * ?\".")
-        var expression: String
+        // `.allUnrecognized`: an expression starting with "-" ("-5 * * * * ?") is still the
+        // expression (and then reported invalid), never taken for an unknown option.
+        @Argument(parsing: .allUnrecognized, help: "The expression, quoted: \"0 30 9 * * ?\".")
+        var words: [String] = []
+
+        var expression: String { words.joined(separator: " ") }
 
         @Option(help: "Start after this instant: epoch milliseconds or ISO-8601 (default: now).")
         var after: String?
@@ -30,6 +34,10 @@ struct CronCommand: AsyncParsableCommand {
         var count: Int = 5
 
         func run() async throws {
+            guard !words.isEmpty else {
+                print("qagent cron: missing expression, e.g. qagent cron next \"0 30 9 * * ?\"")
+                throw ExitCode(2)
+            }
             let zone: TimeZone
             if let tz {
                 guard let named = TimeZone(identifier: tz) else {

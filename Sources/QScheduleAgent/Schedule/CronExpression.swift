@@ -3,7 +3,8 @@ import Foundation
 /// A Quartz cron expression (DESIGN §6): `sec min hour day-of-month month day-of-week [year]`.
 ///
 /// Supports `* ? - , /`, `L` and `L-n` (last day of the month, n days before it), `nW`
-/// (nearest weekday to day n, never crossing the month), `LW` (last weekday), `nL` (last
+/// (nearest weekday to day n, never crossing the month), `LW` (last weekday), `L-nW` (the
+/// weekday nearest to n days before the last day), `nL` (last
 /// weekday n of the month), `n#k` (k-th weekday n), names `JAN-DEC` and `SUN-SAT` in any
 /// case, day-of-week 1-7 = SUN-SAT, ranges that wrap (`FRI-MON`, `22-2`), steps on `*`, a
 /// value or a range (`*/15`, `5/15`, `10-40/10`), and an optional year field (1970-2099).
@@ -30,8 +31,9 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
         case monthDays(CronBits)
         /// `L` (offset 0) or `L-n`.
         case lastDay(offset: Int)
-        /// `LW`.
-        case lastWeekday
+        /// `LW` (offset 0) or `L-nW`: the weekday nearest to the last day minus `offset`,
+        /// never crossing into another month.
+        case nearestWeekdayToLast(offset: Int)
         /// `nW`.
         case nearestWeekday(Int)
         /// Weekdays 1-7 (1 = Sunday) as bits.
@@ -88,7 +90,8 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
             case .monthDays(let bits): canHold = bits.next(from: 1).map { $0 <= longest } ?? false
             case .lastDay(let offset): canHold = longest - offset >= 1
             case .nearestWeekday(let day): canHold = day <= longest
-            case .lastWeekday, .weekdays, .lastWeekdayOfMonth, .nthWeekday: canHold = true
+            case .nearestWeekdayToLast(let offset): canHold = longest - offset >= 1
+            case .weekdays, .lastWeekdayOfMonth, .nthWeekday: canHold = true
             }
             if canHold { possible.insert(month) }
         }
@@ -195,19 +198,10 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
             return bits.intersection(CronBits(range: 1...length))
         case .lastDay(let offset):
             return length - offset >= 1 ? CronBits(value: length - offset) : CronBits()
-        case .lastWeekday:
-            switch CivilTime.weekday(year: year, month: month, day: length) {
-            case 7: return CronBits(value: length - 1)
-            case 1: return CronBits(value: length - 2)
-            default: return CronBits(value: length)
-            }
+        case .nearestWeekdayToLast(let offset):
+            return Self.nearestWeekday(to: length - offset, year: year, month: month, length: length)
         case .nearestWeekday(let day):
-            guard day <= length else { return CronBits() }
-            switch CivilTime.weekday(year: year, month: month, day: day) {
-            case 7: return CronBits(value: day == 1 ? 3 : day - 1)
-            case 1: return CronBits(value: day == length ? day - 2 : day + 1)
-            default: return CronBits(value: day)
-            }
+            return Self.nearestWeekday(to: day, year: year, month: month, length: length)
         case .weekdays(let bits):
             var mask = CronBits()
             let first = CivilTime.weekday(year: year, month: month, day: 1)
@@ -220,6 +214,20 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
             let first = CivilTime.weekday(year: year, month: month, day: 1)
             let day = 1 + (weekday - first + 7) % 7 + 7 * (nth - 1)
             return day <= length ? CronBits(value: day) : CronBits()
+        }
+    }
+}
+
+extension CronExpression {
+    /// `nW`: the weekday nearest to `day`, never crossing into another month (a Saturday 1st
+    /// moves to Monday the 3rd; a Sunday on the last day to Friday); none when `day` is not in
+    /// the month.
+    static func nearestWeekday(to day: Int, year: Int, month: Int, length: Int) -> CronBits {
+        guard (1...length).contains(day) else { return CronBits() }
+        switch CivilTime.weekday(year: year, month: month, day: day) {
+        case 7: return CronBits(value: day == 1 ? 3 : day - 1)
+        case 1: return CronBits(value: day == length ? day - 2 : day + 1)
+        default: return CronBits(value: day)
         }
     }
 }

@@ -86,18 +86,19 @@ struct CronField: Sendable {
         throw error(item, "not a valid value")
     }
 
-    /// Day-of-month: a plain set, or exactly one of `L`, `L-n`, `LW`, `nW`.
+    /// Day-of-month: a plain set, or exactly one of `L`, `L-n`, `LW`, `L-nW`, `nW`.
     func parseDayOfMonth(_ text: String) throws -> CronExpression.DayRule {
         let upper = text.uppercased()
         guard upper.contains("L") || upper.contains("W") else { return .monthDays(try parseSet(text)) }
         guard !upper.contains(",") else { throw error(text, "'L' and 'W' cannot be combined with other days") }
         if upper == "L" { return .lastDay(offset: 0) }
-        if upper == "LW" { return .lastWeekday }
+        if upper == "LW" { return .nearestWeekdayToLast(offset: 0) }
         if upper.hasPrefix("L-") {
-            guard let offset = Int(upper.dropFirst(2)), (0...30).contains(offset) else {
-                throw error(text, "'L-n' needs n from 0 to 30")
+            let weekday = upper.hasSuffix("W")
+            guard let offset = Int(upper.dropFirst(2).dropLast(weekday ? 1 : 0)), (0...30).contains(offset) else {
+                throw error(text, weekday ? "'L-nW' needs n from 0 to 30" : "'L-n' needs n from 0 to 30")
             }
-            return .lastDay(offset: offset)
+            return weekday ? .nearestWeekdayToLast(offset: offset) : .lastDay(offset: offset)
         }
         if upper.hasSuffix("W"), let day = Int(upper.dropLast()) {
             guard (1...31).contains(day) else { throw error(text, "'nW' needs n from 1 to 31") }
