@@ -10,15 +10,17 @@ struct EndToEndDurabilityTests {
         let jobs = """
             [[job]]
             name = "e.a"
-            command = ["/bin/sleep", "4"]
+            command = ["/bin/sh", "-c", "while [ ! -e $DATA_DIR/go ]; do sleep 0.05; done"]
             [[job]]
             name = "e.b"
-            command = ["/bin/sleep", "4"]
+            command = ["/bin/sh", "-c", "while [ ! -e $DATA_DIR/go ]; do sleep 0.05; done"]
             [[job]]
             name = "e.c"
-            command = ["/bin/sleep", "4.5"]
+            command = ["/bin/sh", "-c", "while [ ! -e $DATA_DIR/go ]; do sleep 0.05; done"]
 
             """
+        // The jobs run until the test lets them end (a flag file), not for a time a loaded
+        // machine could outlast.
         try await AgentProcess.with(jobs: jobs) { (agent: AgentProcess) async throws in
             let cli = try agent.cliConfig()
             for job in ["e.a", "e.b", "e.c"] {
@@ -30,6 +32,7 @@ struct EndToEndDurabilityTests {
             #expect(try await agent.call("POST", "/api2/tasks.do", json: #"{"job":"e.a"}"#).reason == "draining")
             result = try await AgentProcess.runCLI(["check", "--config", cli])
             #expect(result.status == 1)
+            _ = FileManager.default.createFile(atPath: agent.dataDir + "/go", contents: nil)
             result = try await AgentProcess.runCLI(["drain", "--config", cli, "--wait", "--timeout", "30s", "--interval", "0.2"])
             #expect(result.status == 0, "\(result.output)")
             #expect(result.output.contains("idle"))

@@ -53,6 +53,8 @@ enum ExecutionBenchmark {
                 try await Task.sleep(for: .milliseconds(2))
             }
             elapsed = Date().timeIntervalSince(start)
+            let journal = agent.store.journalStatistics
+            print(String(format: "journal: %.2f transactions and %.2f writes per task", Double(journal.transactions) / Double(tasks), Double(journal.writes) / Double(tasks)))
             let finished = try agent.store.tasks(job: "bench.true").filter { $0.result == .succeeded }.count
             precondition(finished == tasks, "only \(finished) of \(tasks) succeeded")
         }

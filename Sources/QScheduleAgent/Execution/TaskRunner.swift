@@ -51,6 +51,8 @@ public actor TaskRunner: Service {
         let progress: TaskProgress
         let stops: AsyncStream<StopReason>
         let stop: AsyncStream<StopReason>.Continuation
+        /// The journal write recording the start, submitted when the slot was given.
+        let startJournaled: CommitTicket
     }
 
     /// A job with running or queued tasks, for `/api/check/$ip.do`.
@@ -469,16 +471,23 @@ public actor TaskRunner: Service {
             jobs[name] = slot
             waitingTotal -= 1
             runningTotal += 1
-            startContinuation.yield(StartOrder(record: record, startTime: startTime, progress: progress, stops: stops, stop: stop))
+            // Submitted now, in the turn that freed the slot: it shares a transaction with the
+            // completion of the task that ended (see ``released(_:completion:)``).
+            let ticket = store.submitMarkRunning(record.id, attempt: record.attempt, startTime: startTime)
+            startContinuation.yield(StartOrder(
+                record: record, startTime: startTime, progress: progress, stops: stops, stop: stop, startJournaled: ticket))
         }
     }
 
-    /// The task's handler ended: its slot goes to the next task while the completion commits.
-    private func released(_ record: TaskRecord) {
-        guard let running = jobs[record.job]?.running.removeValue(forKey: record.id) else { return }
+    /// The task's handler ended: its completion is submitted to the journal, and its slot goes
+    /// to the next task, whose start is submitted in the same turn — one transaction for both.
+    private func released(_ record: TaskRecord, completion: TaskCompletion) -> CommitTicket {
+        let ticket = store.submitFinish([completion])
+        guard let running = jobs[record.job]?.running.removeValue(forKey: record.id) else { return ticket }
         jobs[record.job]?.finishing[record.id] = running.startTime
         runningTotal -= 1
         pump()
+        return ticket
     }
 
     /// The task is over (completion journaled, or left for recovery by a shutdown).
@@ -560,9 +569,16 @@ public actor TaskRunner: Service {
         // The start is durable before anything of the task runs: from here on a crash settles
         // it as started (attempt + 1 or 503), never reruns it under this attempt number.
         let store = self.store
-        guard await persist("start", task: record.id, {
-            try await store.markRunning(record.id, attempt: record.attempt, startTime: order.startTime)
-        }) else {
+        let started: Bool
+        do {
+            try await order.startJournaled.wait()
+            started = true
+        } catch {
+            started = await persist("start", task: record.id) {
+                try await store.markRunning(record.id, attempt: record.attempt, startTime: order.startTime)
+            }
+        }
+        guard started else {
             // Shut down while the journal failed: nothing ran; the journal keeps the task's
             // previous state for the next start.
             await finished(record)
@@ -592,12 +608,15 @@ public actor TaskRunner: Service {
             return
         }
         let end = Date().epochMilliseconds
-        await released(record)
         let completion = TaskCompletion(
             taskID: record.id, job: record.job, result: outcome.result, startTime: order.startTime, endTime: end,
             exitCode: outcome.exitCode, signal: outcome.signal, message: outcome.message)
         // Until this commits the task stays "finishing": /api/check and status still count it.
-        _ = await persist("completion", task: record.id) { try await store.finishTask(completion) }
+        do {
+            try await released(record, completion: completion).wait()
+        } catch {
+            _ = await persist("completion", task: record.id) { try await store.finishTask(completion) }
+        }
         await finished(record)
     }
 

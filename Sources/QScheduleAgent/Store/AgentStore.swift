@@ -257,7 +257,14 @@ public final class AgentStore: Sendable {
     /// task runs, so a crash from then on settles the task as started (rerun as attempt + 1,
     /// or 503), never as one that may run again under the same attempt number.
     public func markRunning(_ id: String, attempt: Int, startTime: Int64) async throws {
-        try await journal.write { db in
+        try await submitMarkRunning(id, attempt: attempt, startTime: startTime).wait()
+    }
+
+    /// ``markRunning(_:attempt:startTime:)`` queued now and awaited later, so that it can share
+    /// a transaction with writes submitted in the same turn (the completion of the task whose
+    /// slot it takes).
+    func submitMarkRunning(_ id: String, attempt: Int, startTime: Int64) -> CommitTicket {
+        journal.submit { db in
             try db.cachedStatement(sql: """
                 UPDATE task SET status = 'running', attempt = ?, start_time = ?, pid = NULL, pid_start = NULL, instance = NULL
                 WHERE id = ?
@@ -324,11 +331,20 @@ public final class AgentStore: Sendable {
     /// Records finished tasks (and their jobs' `last*` fields) in one transaction: all or none.
     public func finishTasks(_ completions: [TaskCompletion]) async throws {
         guard !completions.isEmpty else { return }
+        try await submitFinish(completions).wait()
+    }
+
+    /// ``finishTasks(_:)`` queued now and awaited later (see ``submitMarkRunning(_:attempt:startTime:)``).
+    func submitFinish(_ completions: [TaskCompletion]) -> CommitTicket {
         let address = reportAddress?()
-        try await journal.write { db in
+        let depth = outboxDepth
+        let count = completions.count
+        var committed: (@Sendable () -> Void)?
+        if address != nil { committed = { @Sendable in depth.add(count) } }
+        let write: GroupCommitter.Write = { db in
             for completion in completions { try Self.recordFinished(completion, reportAddress: address, in: db) }
         }
-        if address != nil { outboxDepth.add(completions.count) }
+        return journal.submit(write, committed: committed)
     }
 
     private static func recordFinished(_ completion: TaskCompletion, reportAddress address: String?, in db: Database) throws {

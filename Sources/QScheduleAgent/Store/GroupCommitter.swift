@@ -13,8 +13,8 @@ final class GroupCommitter: Sendable {
 
     private struct Pending {
         let write: Write
-        /// Resumed after the commit; `nil` for a write nobody waits for (see ``enqueue(_:)``).
-        let continuation: CheckedContinuation<Void, any Error>?
+        /// Told the outcome after the commit; `nil` for a write nobody waits for (see ``enqueue(_:)``).
+        let completion: (@Sendable (Result<Void, any Error>) -> Void)?
     }
 
     private struct State {
@@ -36,15 +36,28 @@ final class GroupCommitter: Sendable {
     /// Runs `write` in the next group transaction and returns once that transaction committed.
     func write(_ write: @escaping Write) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            append(Pending(write: write, continuation: continuation))
+            append(Pending(write: write, completion: { continuation.resume(with: $0) }))
         }
+    }
+
+    /// Queues `write` for the next group transaction now, and returns a ticket that tells when
+    /// it committed. Writes submitted together (in one actor turn) share a transaction.
+    /// `committed` runs once the transaction holding the write committed, before the ticket
+    /// says so.
+    func submit(_ write: @escaping Write, committed: (@Sendable () -> Void)? = nil) -> CommitTicket {
+        let ticket = CommitTicket()
+        append(Pending(write: write, completion: { result in
+            if case .success = result { committed?() }
+            ticket.complete(result)
+        }))
+        return ticket
     }
 
     /// Queues `write` for the next group transaction without waiting for it. Writes commit in
     /// the order they were queued or written, so a later ``write(_:)`` that depends on this one
     /// commits in the same transaction or after it.
     func enqueue(_ write: @escaping Write) {
-        append(Pending(write: write, continuation: nil))
+        append(Pending(write: write, completion: nil))
     }
 
     private func append(_ pending: Pending) {
@@ -86,11 +99,43 @@ final class GroupCommitter: Sendable {
                         return .commit
                     }
                     self.counts.withLock { $0 = ($0.transactions + 1, $0.writes + batch.count) }
-                    for (pending, result) in zip(batch, results) { pending.continuation?.resume(with: result) }
+                    for (pending, result) in zip(batch, results) { pending.completion?(result) }
                 } catch {
-                    for pending in batch { pending.continuation?.resume(throwing: error) }
+                    for pending in batch { pending.completion?(.failure(error)) }
                 }
             }
+        }
+    }
+}
+
+/// The outcome of a write submitted to the journal, awaited later (see
+/// ``GroupCommitter/submit(_:committed:)``): lets a caller queue a write at once and wait for
+/// it elsewhere.
+final class CommitTicket: Sendable {
+    private struct State {
+        var result: Result<Void, any Error>?
+        var waiters: [CheckedContinuation<Void, any Error>] = []
+    }
+
+    private let state = Mutex(State())
+
+    func complete(_ result: Result<Void, any Error>) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+            state.result = result
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(with: result) }
+    }
+
+    /// Returns once the write committed; throws what failed it.
+    func wait() async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let done = state.withLock { state -> Result<Void, any Error>? in
+                if state.result == nil { state.waiters.append(continuation) }
+                return state.result
+            }
+            if let done { continuation.resume(with: done) }
         }
     }
 }
