@@ -37,7 +37,9 @@ struct CronSchedulerTests {
     @Test("a due job fires through the runner with its scheduled time; fires are whole seconds apart, no drift")
     func fires() async throws {
         try await InProcessAgent.with(jobs: Self.jobs) { agent in
-            #expect(try await eventually(seconds: 10) { try agent.agent.store.tasks(job: "c.every").count >= 3 })
+            // Whether fires happen, not how fast: a loaded machine can stretch commits (lateness is
+            // what Benchmarks/cron.sh measures).
+            #expect(try await eventually(seconds: 30) { try agent.agent.store.tasks(job: "c.every").count >= 3 })
             let tasks = try agent.agent.store.tasks(job: "c.every")
             let scheduled = tasks.compactMap(\.scheduledAt)
             #expect(scheduled.count == tasks.count)

@@ -25,7 +25,7 @@ struct ReportOutboxTests {
 
         [[job]]
         name = "r.sleepy"
-        command = ["/bin/sleep", "5"]
+        command = ["/bin/sleep", "60"]
         overlap = "concurrent"
         max_concurrency = 8
         recover = "discard"
@@ -239,6 +239,6 @@ struct ReportOutboxEndToEndTests {
         #expect(try await agent.stop() == 0)
         // Already delivered when the process exited: no waiting here.
         #expect(Set(receiver.state.reportIDs) == Set(ids))
-        #expect(receiver.state.reports.allSatisfy { $0["state"]?.intValue == 503 })
+        #expect(receiver.state.reports.allSatisfy { $0["state"]?.intValue == 503 }, "\(receiver.state.reports)")
     }
 }
