@@ -27,6 +27,10 @@ public final class Agent: Sendable {
     public let central: CentralWorkers?
     /// Advertised IP and bound port.
     public let identity: AgentIdentity
+    /// The cluster's database (`[cluster]`); `nil` standalone.
+    public let clusterDatabase: ClusterDatabase?
+    /// This agent's membership row in the cluster; `nil` standalone.
+    public let membership: ClusterMembership?
     let logger: Logger
     private let lock: DataDirectoryLock
     /// Open connections of the HTTP interface against `max_connections`.
@@ -72,9 +76,15 @@ public final class Agent: Sendable {
         central = config.scheduler.map {
             CentralWorkers(settings: $0, store: store, identity: identity, token: config.agent.tokens[0], logger: logger)
         }
-        scheduler = config.schedulerURL == nil
+        // Cron fires locally only standalone: with a central scheduler it fires; in a cluster,
+        // local fires would fire a job once per host (cluster-wide fires come with cluster mode).
+        scheduler = config.schedulerURL == nil && config.cluster == nil
             ? CronScheduler(jobs: config.jobs, runner: runner, store: store, timeZone: config.agent.timeZone, logger: logger)
             : nil
+        clusterDatabase = config.cluster.map { ClusterDatabase(settings: $0, logger: logger) }
+        membership = clusterDatabase.map {
+            ClusterMembership(database: $0, identity: identity, runner: runner, config: config, instance: instance, logger: logger)
+        }
     }
 
     private static func addressProvider(_ identity: AgentIdentity) -> @Sendable () -> String {
@@ -84,7 +94,8 @@ public final class Agent: Sendable {
     /// The HTTP interface's responder (used by ``makeApplication(onReady:)`` and in-process tests).
     func makeResponder() -> AgentHTTPResponder {
         AgentHTTPResponder(
-            api: SeedAPI(runner: runner, scheduler: scheduler, reporter: reporter, central: central, store: store, identity: identity, settings: config.agent),
+            api: SeedAPI(runner: runner, scheduler: scheduler, reporter: reporter, central: central, store: store, identity: identity,
+                         settings: config.agent, cronMode: config.cluster != nil ? "cluster" : config.scheduler != nil ? "central" : "local"),
             tokens: config.agent.tokens,
             maxBodyBytes: config.agent.maxRequestBytes)
     }
@@ -131,8 +142,10 @@ public final class Agent: Sendable {
         ]
         if let scheduler { services.append(.init(service: scheduler)) }
         if OrphanReaper.isNeeded { services.append(.init(service: OrphanReaper())) }
+        if let membership { services.append(.init(service: membership)) }
         services.append(.init(service: makeApplication(onReady: { port in
             await onReady(port)
+            self.membership?.didStartListening()
             await self.tellCentralBackIfDrained()
         })))
         // Signals are handled here, not by the service group: a drain must keep HTTP serving.
@@ -140,6 +153,12 @@ public final class Agent: Sendable {
         // Long enough for the reporter's final flush.
         configuration.maximumGracefulShutdownDuration = .seconds(30 + (config.report?.flushTimeout ?? 0))
         let group = ServiceGroup(configuration: configuration)
+        // The cluster's client runs for the whole life of the agent, around the service group,
+        // so that it outlives every service that uses it and the schema can be checked before
+        // anything listens: a bad database is a start-up error (exit 2), never a half start.
+        let clusterClient = Task { [clusterDatabase] in await clusterDatabase?.client.run() }
+        defer { clusterClient.cancel() }
+        if let clusterDatabase { try await Self.prepareCluster(clusterDatabase, logger: logger) }
         // Settle what a previous process left before anything answers (or fires).
         await runner.recoverLeftovers()
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
@@ -170,6 +189,19 @@ public final class Agent: Sendable {
             try await group.run()
         } catch let error as IOError where error.description.hasPrefix("bind(") {
             throw ListenError(address: config.agent.listen, errno: error.errnoCode)
+        }
+    }
+
+    /// Connects to the cluster's database and brings its schema up to date, within 20 s;
+    /// throws ``ClusterError`` naming the cause (unreachable, authentication, newer schema).
+    static func prepareCluster(_ database: ClusterDatabase, logger: Logger) async throws {
+        do {
+            try await ClusterDatabase.withTimeout(20, what: "connecting") {
+                try await database.probe(logger: logger)
+                try await ClusterSchema.migrate(database.client, logger: logger)
+            }
+        } catch {
+            throw ClusterError.describing(error, "cluster start", settings: database.settings)
         }
     }
 

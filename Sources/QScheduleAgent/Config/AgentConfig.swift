@@ -11,6 +11,8 @@ public struct AgentConfig: Sendable {
     public var report: ReportSettings?
     /// `[scheduler]`: a central server speaking the seed interface (optional).
     public var scheduler: SchedulerSettings?
+    /// `[cluster]`: the fleet's agents share one PostgreSQL database (optional; excludes `[scheduler]`).
+    public var cluster: ClusterSettings?
     /// `[[job]]`: the jobs registered on this host, in file order.
     public var jobs: [JobConfig]
 
@@ -20,10 +22,11 @@ public struct AgentConfig: Sendable {
     public var schedulerURL: URL? { scheduler?.url }
 
     /// Creates a configuration from already-validated parts (tests and embedders).
-    public init(agent: AgentSettings, report: ReportSettings? = nil, scheduler: SchedulerSettings? = nil, jobs: [JobConfig]) {
+    public init(agent: AgentSettings, report: ReportSettings? = nil, scheduler: SchedulerSettings? = nil, cluster: ClusterSettings? = nil, jobs: [JobConfig]) {
         self.agent = agent
         self.report = report
         self.scheduler = scheduler
+        self.cluster = cluster
         self.jobs = jobs
     }
 }

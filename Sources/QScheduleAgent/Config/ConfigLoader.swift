@@ -36,7 +36,7 @@ public enum ConfigLoader {
         }
         let locator = TOMLKeyLocator(text: text)
         let top = TableReader(table: root, tableName: "", label: "top level", fileName: fileName, locator: locator)
-        try top.rejectUnknownKeys(allowed: ["agent", "report", "scheduler", "job"])
+        try top.rejectUnknownKeys(allowed: ["agent", "report", "scheduler", "cluster", "job"])
 
         var settings = AgentSettings()
         var fileTokens: [String] = []
@@ -146,6 +146,12 @@ public enum ConfigLoader {
             scheduler = settings
         }
 
+        let cluster = try parseCluster(top, fileName: fileName, baseDirectory: baseDirectory, environment: environment, locator: locator)
+        if cluster != nil, scheduler != nil {
+            throw ConfigError("\(fileName):\(locator.line(table: "", key: "cluster") ?? 1): [cluster] and [scheduler] exclude each other: "
+                + "a cluster's agents are the scheduler; remove one of them")
+        }
+
         var jobs: [JobConfig] = []
         if let jobValue = root["job"] {
             guard let list = jobValue.array else {
@@ -162,7 +168,7 @@ public enum ConfigLoader {
                 jobs.append(job)
             }
         }
-        return AgentConfig(agent: settings, report: report, scheduler: scheduler, jobs: jobs)
+        return AgentConfig(agent: settings, report: report, scheduler: scheduler, cluster: cluster, jobs: jobs)
     }
 
     private static func parseJob(_ table: TOMLTable, index: Int, fileName: String, baseDirectory: String, locator: TOMLKeyLocator) throws -> JobConfig {
@@ -232,83 +238,8 @@ public enum ConfigLoader {
         return job
     }
 
-    private static func resolve(_ path: String, against base: String) -> String {
+    static func resolve(_ path: String, against base: String) -> String {
         if path.hasPrefix("/") { return path }
         return URL(fileURLWithPath: base).appendingPathComponent(path).standardizedFileURL.path
-    }
-}
-
-/// Typed, key-checked access to one TOML table, producing errors that name file, line and key.
-private struct TableReader {
-    let table: TOMLTable
-    let tableName: String
-    var index: Int = 0
-    let label: String
-    let fileName: String
-    let locator: TOMLKeyLocator
-
-    init(table: TOMLTable, tableName: String, index: Int = 0, label: String, fileName: String, locator: TOMLKeyLocator) {
-        self.table = table
-        self.tableName = tableName
-        self.index = index
-        self.label = label
-        self.fileName = fileName
-        self.locator = locator
-    }
-
-    func error(_ key: String, _ problem: String) -> ConfigError {
-        let line = locator.line(table: tableName, index: index, key: key).map { ":\($0)" } ?? ""
-        return ConfigError("\(fileName)\(line): \(label) \(key): \(problem)")
-    }
-
-    func rejectUnknownKeys(allowed: Set<String>) throws {
-        for key in table.keys.sorted() where !allowed.contains(key) {
-            throw error(key, "unknown key (allowed: \(allowed.sorted().joined(separator: ", ")))")
-        }
-    }
-
-    func table(_ key: String) throws -> TOMLTable? {
-        guard let value = table[key] else { return nil }
-        guard let nested = value.table else { throw error(key, "must be a table ([\(key)])") }
-        return nested
-    }
-
-    func string(_ key: String) throws -> String? {
-        guard let value = table[key] else { return nil }
-        guard let string = value.string else { throw error(key, "must be a string") }
-        return string
-    }
-
-    func bool(_ key: String) throws -> Bool? {
-        guard let value = table[key] else { return nil }
-        guard let bool = value.bool else { throw error(key, "must be true or false") }
-        return bool
-    }
-
-    func int(_ key: String, range: ClosedRange<Int>) throws -> Int? {
-        guard let value = table[key] else { return nil }
-        guard value.type == .int, let int = value.int else { throw error(key, "must be an integer") }
-        guard range.contains(int) else {
-            let upper = range.upperBound == Int.max ? "" : " and <= \(range.upperBound)"
-            throw error(key, "must be >= \(range.lowerBound)\(upper), got \(int)")
-        }
-        return int
-    }
-
-    /// The required `url` key: an absolute http(s) URL.
-    func url() throws -> URL {
-        guard let text = try string("url") else { throw error("url", "is required") }
-        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil else {
-            throw error("url", "must be an http:// or https:// URL, got \"\(text)\"")
-        }
-        return url
-    }
-
-    func choice<Choice: RawRepresentable & CaseIterable>(_ key: String, _: Choice.Type) throws -> Choice? where Choice.RawValue == String {
-        guard let text = try string(key) else { return nil }
-        guard let value = Choice(rawValue: text) else {
-            throw error(key, "must be one of \(Choice.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")), got \"\(text)\"")
-        }
-        return value
     }
 }

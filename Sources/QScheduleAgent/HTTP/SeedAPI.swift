@@ -10,6 +10,8 @@ struct SeedAPI: Sendable {
     let store: AgentStore
     let identity: AgentIdentity
     let settings: AgentSettings
+    /// Who fires cron jobs: `local` (this agent), `central` (`[scheduler] url`), `cluster`.
+    var cronMode: String = "local"
 
     // MARK: Health
 
@@ -42,7 +44,7 @@ struct SeedAPI: Sendable {
             address: identity.address, version: AgentVersion.current, draining: await runner.isDraining,
             drainingSince: await runner.drainingSince, shuttingDown: await runner.shuttingDown,
             running: counts.running, queued: counts.waiting, runningTasks: await runner.runningTaskIDs,
-            cron: .init(mode: scheduler == nil ? "central" : "local", jobs: cronJobs, fires: cronCounts.fires, skips: cronCounts.skips),
+            cron: .init(mode: cronMode, jobs: cronJobs, fires: cronCounts.fires, skips: cronCounts.skips),
             report: await reporter?.snapshot(), central: await central?.snapshot()))
     }
 

@@ -22,18 +22,30 @@ final class AgentProcess: @unchecked Sendable {
     let dataDir: String
     let configPath: String
     let process: Process
+    let ip: String
     let port: Int
     private let output: OutputBuffer
 
-    var baseURL: String { "http://127.0.0.1:\(port)" }
+    var baseURL: String { "http://\(ip):\(port)" }
+    /// `ip:port`, the worker address.
+    var address: String { "\(ip):\(port)" }
 
     /// Starts an agent with `jobs` (TOML; `$DATA_DIR` is replaced) in `dataDir` (a new
     /// temporary folder when `nil`) and waits until it listens.
     /// `wrapper` runs the agent through another program (e.g. `unshare` to make it PID 1).
-    static func start(jobs: String, dataDir: String? = nil, agentExtra: String = "", wrapper: [String] = []) async throws -> AgentProcess {
+    /// `ip` is the loopback address it listens on and advertises (127.0.0.2, ... for cluster
+    /// tests: each agent an IP of its own); `port` 0 lets the system choose; `tail` is appended
+    /// after the jobs (tables such as `[cluster]`).
+    static func start(
+        jobs: String, dataDir: String? = nil, agentExtra: String = "", wrapper: [String] = [],
+        ip: String = "127.0.0.1", port: Int = 0, tail: String = "", environment: [String: String]? = nil
+    ) async throws -> AgentProcess {
         let dir = try dataDir ?? makeTemporaryDirectory()
         let configPath = dir + "/agent.conf"
-        try (agentTOML(dataDir: dir, extra: agentExtra) + jobs.replacingOccurrences(of: "$DATA_DIR", with: dir))
+        let agent = agentTOML(dataDir: dir, extra: agentExtra)
+            .replacingOccurrences(of: "listen = \"127.0.0.1:0\"", with: "listen = \"\(ip):\(port)\"")
+            .replacingOccurrences(of: "advertise_ip = \"127.0.0.1\"", with: "advertise_ip = \"\(ip)\"")
+        try (agent + jobs.replacingOccurrences(of: "$DATA_DIR", with: dir) + "\n" + tail)
             .write(toFile: configPath, atomically: true, encoding: .utf8)
         let process = Process()
         if let launcher = wrapper.first {
@@ -43,6 +55,7 @@ final class AgentProcess: @unchecked Sendable {
             process.executableURL = URL(fileURLWithPath: binary)
             process.arguments = ["run", "--config", configPath]
         }
+        if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -64,17 +77,19 @@ final class AgentProcess: @unchecked Sendable {
             }
             try await Task.sleep(for: .milliseconds(20))
             let text = output.text
-            if let range = text.range(of: #"address=127\.0\.0\.1:[0-9]+"#, options: .regularExpression) {
+            let pattern = "address=" + ip.replacingOccurrences(of: ".", with: "\\.") + ":[0-9]+"
+            if let range = text.range(of: pattern, options: .regularExpression) {
                 port = Int(text[range].split(separator: ":").last ?? "")
             }
         }
-        return AgentProcess(dataDir: dir, configPath: configPath, process: process, port: port!, output: output)
+        return AgentProcess(dataDir: dir, configPath: configPath, process: process, ip: ip, port: port!, output: output)
     }
 
-    private init(dataDir: String, configPath: String, process: Process, port: Int, output: OutputBuffer) {
+    private init(dataDir: String, configPath: String, process: Process, ip: String, port: Int, output: OutputBuffer) {
         self.dataDir = dataDir
         self.configPath = configPath
         self.process = process
+        self.ip = ip
         self.port = port
         self.output = output
     }
@@ -101,7 +116,7 @@ final class AgentProcess: @unchecked Sendable {
     /// (which read the address from `--config`); returns its path.
     func cliConfig() throws -> String {
         let config = try String(contentsOfFile: configPath, encoding: .utf8)
-            .replacingOccurrences(of: "127.0.0.1:0", with: "127.0.0.1:\(port)")
+            .replacingOccurrences(of: "\(ip):0", with: "\(ip):\(port)")
         let path = dataDir + "/cli.conf"
         try config.write(toFile: path, atomically: true, encoding: .utf8)
         return path
@@ -141,7 +156,7 @@ final class AgentProcess: @unchecked Sendable {
     /// stderr together, through a temporary file: no pipe whose end-of-file could be missed).
     /// Waits without blocking a thread: fakes served by this test process must keep
     /// answering while the CLI talks to them.
-    static func runCLI(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+    static func runCLI(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("qagent-cli-\(UUID().uuidString).out").path
         guard FileManager.default.createFile(atPath: outputPath, contents: nil), let output = FileHandle(forWritingAtPath: outputPath) else {
             throw AgentProcessError(description: "cannot create \(outputPath)")
@@ -150,6 +165,7 @@ final class AgentProcess: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.standardOutput = output
         process.standardError = output
         try process.run()

@@ -108,7 +108,11 @@ struct InProcessAgent: Sendable {
 }
 
 /// Polls `condition` every 20 ms, up to `seconds`; returns whether it became true.
-func eventually(seconds: Double = 10, _ condition: @Sendable () async throws -> Bool) async rethrows -> Bool {
+///
+/// The deadline only guards against a hang: a passing condition returns at once. It is
+/// generous because the suite's end-to-end tests (crash loops, PostgreSQL servers, agent
+/// processes) share two cores and one disk, where a journal commit can stall for seconds.
+func eventually(seconds: Double = 30, _ condition: @Sendable () async throws -> Bool) async rethrows -> Bool {
     let deadline = Date().addingTimeInterval(seconds)
     while Date() < deadline {
         if try await condition() { return true }

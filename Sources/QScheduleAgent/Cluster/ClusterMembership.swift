@@ -1,0 +1,149 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// This agent's row in the cluster (DESIGN §10, membership): registered once the HTTP
+/// interface listens (its address includes the bound port), heartbeated every
+/// `heartbeat_interval` on the database's clock (`now()`, never this host's), removed on a
+/// clean shutdown. A heartbeat that finds no row of this process (a peer removed it, or
+/// another process took the address) registers again.
+public final class ClusterMembership: Service, Sendable {
+    private let database: ClusterDatabase
+    private let identity: AgentIdentity
+    private let runner: TaskRunner
+    private let config: AgentConfig
+    /// This process: a restarted agent on the same address is another instance.
+    private let instance: String
+    private let logger: Logger
+    private let listening: AsyncStream<Void>
+    private let listeningContinuation: AsyncStream<Void>.Continuation
+
+    init(database: ClusterDatabase, identity: AgentIdentity, runner: TaskRunner, config: AgentConfig, instance: String, logger: Logger) {
+        self.database = database
+        self.identity = identity
+        self.runner = runner
+        self.config = config
+        self.instance = instance
+        self.logger = logger
+        (listening, listeningContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Called once the HTTP interface listens: the address is final, registration may begin.
+    func didStartListening() {
+        listeningContinuation.yield()
+        listeningContinuation.finish()
+    }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            for await _ in listening { break }
+            var registered = false
+            var failures = 0
+            while !Task.isCancelled, !Task.isShuttingDownGracefully {
+                do {
+                    if registered {
+                        registered = try await heartbeat()
+                    }
+                    if !registered {
+                        try await register()
+                        registered = true
+                    }
+                    if failures > 0 { logger.notice("cluster database reachable again", metadata: ["failures": "\(failures)"]) }
+                    failures = 0
+                } catch {
+                    failures += 1
+                    if failures == 1 || failures.isMultiple(of: 20) {
+                        logger.error("cluster heartbeat failed", metadata: [
+                            "error": "\(ClusterError.describing(error, "heartbeat", settings: database.settings))", "failures": "\(failures)",
+                        ])
+                    }
+                }
+                let interval = config.cluster?.heartbeatInterval ?? 3
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(interval)) }
+            }
+        } onGracefulShutdown: {
+            // Stop waiting for the listener; the loop ends and deregistration follows below.
+            self.listeningContinuation.finish()
+        }
+        await deregister()
+    }
+
+    /// The member row and its jobs, replaced in one transaction.
+    func register() async throws {
+        let address = identity.address
+        let jobs = await runner.jobConfigs
+        var names: [String] = []
+        var definitions: [String] = []
+        var schedulable: [Bool] = []
+        for job in jobs {
+            names.append(job.name)
+            definitions.append(Self.definition(of: job).jsonText)
+            schedulable.append(await runner.canSchedule(job.name) ?? true)
+        }
+        let draining = await runner.isDraining
+        let (instance, hostname, version) = (self.instance, ProcessInfo.processInfo.hostName, AgentVersion.current)
+        let (appName, appID) = (config.agent.appName, config.agent.appID)
+        try await database.client.withTransaction(logger: logger) { connection in
+            try await connection.query("""
+                INSERT INTO qagent_member (address, instance, hostname, version, app_name, app_id, started_at, heartbeat_at, draining)
+                VALUES (\(address), \(instance), \(hostname), \(version), \(appName), \(appID), now(), now(), \(draining))
+                ON CONFLICT (address) DO UPDATE SET instance = excluded.instance, hostname = excluded.hostname,
+                    version = excluded.version, app_name = excluded.app_name, app_id = excluded.app_id,
+                    started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, draining = excluded.draining
+                """, logger: logger)
+            try await connection.query("DELETE FROM qagent_member_job WHERE address = \(address)", logger: logger)
+            try await connection.query("""
+                INSERT INTO qagent_member_job (address, job, definition, can_schedule)
+                SELECT \(address), job, definition::jsonb, can_schedule
+                FROM unnest(\(names)::text[], \(definitions)::text[], \(schedulable)::boolean[]) AS t(job, definition, can_schedule)
+                """, logger: logger)
+        }
+        logger.notice("cluster member registered", metadata: ["address": "\(address)", "jobs": "\(names.count)"])
+    }
+
+    /// Renews the heartbeat (and the drain state); `false` when this process has no row.
+    func heartbeat() async throws -> Bool {
+        let (address, instance, draining) = (identity.address, self.instance, await runner.isDraining)
+        let rows = try await database.client.query("""
+            UPDATE qagent_member SET heartbeat_at = now(), draining = \(draining)
+            WHERE address = \(address) AND instance = \(instance) RETURNING address
+            """, logger: logger)
+        var found = false
+        for try await _ in rows { found = true }
+        return found
+    }
+
+    /// Removes this process's row (and its jobs); a failure is logged: the row then ages out.
+    func deregister() async {
+        let (address, instance) = (identity.address, self.instance)
+        do {
+            try await ClusterDatabase.withTimeout(5, what: "deregistering") { [database, logger] in
+                try await database.client.query("DELETE FROM qagent_member WHERE address = \(address) AND instance = \(instance)", logger: logger)
+            }
+            logger.notice("cluster member deregistered", metadata: ["address": "\(address)"])
+        } catch {
+            logger.warning("cluster member not deregistered; it ages out after dead_after", metadata: [
+                "error": "\(ClusterError.describing(error, "deregistering", settings: database.settings))",
+            ])
+        }
+    }
+
+    /// What the cluster compares between hosts to tell whether a job is defined the same way.
+    static func definition(of job: JobConfig) -> JSONValue {
+        var fields: [String: JSONValue] = [
+            "desc": .string(job.desc),
+            "recover": .string(job.recover.rawValue),
+            "maxAttempts": .int(Int64(job.maxAttempts)),
+            "misfire": .string(job.misfire.rawValue),
+            "timeout": .int(Int64(job.timeout)),
+            "overlap": .string(job.overlap.rawValue),
+            "maxConcurrency": .int(Int64(job.maxConcurrency)),
+            "maxQueued": .int(Int64(job.maxQueued)),
+            "loadBalance": .string(job.loadBalance),
+        ]
+        fields["cron"] = job.cron.map { .string($0.description) } ?? .null
+        fields["command"] = job.command.map { .array($0.map(JSONValue.string)) } ?? .null
+        return .object(fields)
+    }
+}

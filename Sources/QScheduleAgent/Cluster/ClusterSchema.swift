@@ -1,0 +1,80 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The cluster's tables, created and migrated by the agents themselves (DESIGN §10).
+///
+/// One transaction under a transaction-scoped advisory lock: whichever agent takes the lock
+/// first migrates, the others wait and then find the schema current; a failure rolls back,
+/// so nothing is ever half-migrated. A schema newer than this binary knows is refused.
+enum ClusterSchema {
+    /// The schema version this binary writes and reads.
+    static let currentVersion = 1
+    /// `pg_advisory_xact_lock` key: "qagent" in ASCII.
+    static let lockKey: Int64 = 0x71_61_67_65_6E_74
+
+    /// DDL per version, applied in order. Static text only: nothing here comes from input.
+    static let migrations: [Int: [String]] = [
+        1: [
+            """
+            CREATE TABLE qagent_member (
+                address text PRIMARY KEY,
+                instance text NOT NULL,
+                hostname text NOT NULL,
+                version text NOT NULL,
+                app_name text NOT NULL,
+                app_id integer NOT NULL,
+                started_at timestamptz NOT NULL,
+                heartbeat_at timestamptz NOT NULL,
+                draining boolean NOT NULL DEFAULT false
+            )
+            """,
+            """
+            CREATE TABLE qagent_member_job (
+                address text NOT NULL REFERENCES qagent_member (address) ON DELETE CASCADE,
+                job text NOT NULL,
+                definition jsonb NOT NULL,
+                can_schedule boolean NOT NULL DEFAULT true,
+                PRIMARY KEY (address, job)
+            )
+            """,
+            "CREATE INDEX qagent_member_job_by_job ON qagent_member_job (job)",
+        ],
+    ]
+
+    /// Brings the schema to ``currentVersion``; returns the version found before.
+    @discardableResult
+    static func migrate(_ client: PostgresClient, logger: Logger) async throws -> Int {
+        try await client.withTransaction(logger: logger) { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(\(lockKey))", logger: logger)
+            try await connection.query(
+                PostgresQuery(unsafeSQL: """
+                    CREATE TABLE IF NOT EXISTS qagent_schema (
+                        id integer PRIMARY KEY CHECK (id = 1),
+                        version integer NOT NULL,
+                        migrated_at timestamptz NOT NULL DEFAULT now()
+                    )
+                    """),
+                logger: logger)
+            var found = 0
+            for try await version in try await connection.query("SELECT version FROM qagent_schema WHERE id = 1", logger: logger).decode(Int.self) {
+                found = version
+            }
+            guard found <= currentVersion else {
+                throw ClusterError("the database's schema is version \(found), newer than this qagent knows (\(currentVersion)): upgrade qagent")
+            }
+            guard found < currentVersion else { return found }
+            for version in (found + 1)...currentVersion {
+                for statement in migrations[version] ?? [] {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+            }
+            try await connection.query("""
+                INSERT INTO qagent_schema (id, version) VALUES (1, \(currentVersion))
+                ON CONFLICT (id) DO UPDATE SET version = excluded.version, migrated_at = now()
+                """, logger: logger)
+            logger.notice("cluster schema migrated", metadata: ["from": "\(found)", "to": "\(currentVersion)"])
+            return found
+        }
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+@testable import QScheduleAgent
+
+/// Cluster mode against a real PostgreSQL that the tests start themselves, with real agent
+/// processes on distinct loopback addresses.
+@Suite("Cluster: schema, start errors, membership", .serialized,
+       .enabled(if: TestPostgres.available || TestPostgres.required, "needs Debian's postgresql"))
+struct ClusterTests {
+    static let logger: Logger = {
+        var logger = Logger(label: "test")
+        logger.logLevel = .error
+        return logger
+    }()
+
+    /// Writes an agent.conf with `[cluster]` for `server` and runs `qagent run` to its exit.
+    static func runUntilExit(tail: String, environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try (agentTOML(dataDir: dir) + tail).write(toFile: dir + "/agent.conf", atomically: true, encoding: .utf8)
+        return try await AgentProcess.runCLI(["run", "--config", dir + "/agent.conf"], environment: environment)
+    }
+
+    @Test("12 agents migrating at once leave one schema at the current version; a second migration changes nothing")
+    func concurrentMigrations() async throws {
+        #expect(TestPostgres.available, "QAGENT_REQUIRE_POSTGRES=1 but PostgreSQL is missing")
+        try await TestPostgres.with { server in
+            let settings = server.settings
+            let found = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<12 {
+                    group.addTask {
+                        let database = ClusterDatabase(settings: settings, logger: Self.logger)
+                        return try await database.withRunningClient { try await ClusterSchema.migrate($0, logger: Self.logger) }
+                    }
+                }
+                var found: [Int] = []
+                for try await version in group { found.append(version) }
+                return found.sorted()
+            }
+            // Exactly one migrated from nothing; the others found it done.
+            #expect(found == [0] + Array(repeating: ClusterSchema.currentVersion, count: 11))
+            #expect(try server.psql("SELECT version FROM qagent_schema") == "\(ClusterSchema.currentVersion)")
+            #expect(try server.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'qagent_%'") == "3")
+        }
+    }
+
+    @Test("start errors are one line and exit 2: newer schema (nothing changed), unreachable, wrong password")
+    func startErrors() async throws {
+        try await TestPostgres.with { server in
+            try server.psql("CREATE TABLE qagent_schema (id integer PRIMARY KEY, version integer NOT NULL, migrated_at timestamptz NOT NULL DEFAULT now()); INSERT INTO qagent_schema (id, version) VALUES (1, 99)")
+            let newer = try await Self.runUntilExit(tail: server.clusterTOML())
+            #expect(newer.status == 2, "\(newer.output)")
+            #expect(newer.output.contains("qagent: cluster start on \(server.url): the database's schema is version 99, newer than this qagent knows (\(ClusterSchema.currentVersion)): upgrade qagent\n"), "\(newer.output)")
+            #expect(try server.psql("SELECT version FROM qagent_schema") == "99")
+            #expect(try server.psql("SELECT count(*) FROM pg_tables WHERE tablename = 'qagent_member'") == "0", "half-migrated")
+        }
+        let unreachable = try await Self.runUntilExit(tail: "[cluster]\ndatabase = \"postgresql://qagent@127.0.0.1:9/qagent\"\n")
+        #expect(unreachable.status == 2, "\(unreachable.output)")
+        #expect(unreachable.output.contains("qagent: cluster start on postgresql://qagent@127.0.0.1:9/qagent: cannot connect"), "\(unreachable.output)")
+        try await TestPostgres.with(password: "right-password") { server in
+            let wrong = try await Self.runUntilExit(tail: server.clusterTOML(), environment: ["QAGENT_DB_PASSWORD": "wrong-password"])
+            #expect(wrong.status == 2, "\(wrong.output)")
+            #expect(wrong.output.contains("password authentication failed for user \"qagent\" (SQLSTATE 28P01)"), "\(wrong.output)")
+            #expect(!wrong.output.contains("wrong-password"), "the password must never be printed")
+            let missing = try await Self.runUntilExit(tail: server.clusterTOML())
+            #expect(missing.status == 2)
+            #expect(missing.output.contains("the server asks for a password: set password_file or QAGENT_DB_PASSWORD"), "\(missing.output)")
+        }
+    }
+
+    @Test("membership: two agents on 127.0.0.2/3 register, heartbeat on the database clock, show draining and differing definitions, deregister on SIGTERM, age out after kill -9")
+    func membership() async throws {
+        try await TestPostgres.with { server in
+            func jobs(timeout: Int) -> String {
+                "[[job]]\nname = \"c.hello\"\ncommand = [\"/bin/true\"]\ntimeout = \(timeout)\n[[job]]\nname = \"c.same\"\ncommand = [\"/bin/true\"]\n"
+            }
+            let first = try await AgentProcess.start(jobs: jobs(timeout: 10), ip: "127.0.0.2", tail: server.clusterTOML())
+            defer { first.killNow() }
+            let second = try await AgentProcess.start(jobs: jobs(timeout: 20), ip: "127.0.0.3", tail: server.clusterTOML())
+            defer { second.killNow() }
+            let cli = try first.cliConfig()
+            @Sendable func status() async throws -> String {
+                let result = try await AgentProcess.runCLI(["cluster", "status", "--config", cli])
+                #expect(result.status == 0, "\(result.output)")
+                return result.output
+            }
+            #expect(try await eventually { try await status().contains("members 2") })
+            var text = try await status()
+            #expect(text.contains("  \(first.address)") && text.contains("  \(second.address)"), "\(text)")
+            let memberLines = text.split(separator: "\n").filter { $0.contains("heartbeat ") }
+            #expect(memberLines.count == 2 && memberLines.allSatisfy { $0.contains(" online ") }, "\(text)")
+            #expect(text.contains("c.hello: 2 online of 2") && text.contains("c.same: 2 online of 2"), "\(text)")
+            #expect(text.contains("definitions of c.hello differ:"), "\(text)")
+            #expect(text.contains(#""timeout":10"#) && text.contains(#""timeout":20"#), "\(text)")
+            #expect(!text.contains("definitions of c.same"), "\(text)")
+            // Heartbeats on the database clock keep the age below the interval plus slack.
+            let ages = try server.psql("SELECT (extract(epoch FROM now() - heartbeat_at) * 1000)::bigint FROM qagent_member")
+                .split(separator: "\n").compactMap { Int($0) }
+            #expect(ages.count == 2)
+            // With [cluster] the agent does not fire cron jobs itself.
+            #expect(try await first.call("GET", "/api2/agent/status.do").data?["cron"]?["mode"] == .string("cluster"))
+
+            #expect(try await second.call("POST", "/api2/agent/drain.do").ret == true)
+            #expect(try await eventually { try await status().contains("online, draining") })
+
+            #expect(try await second.stop() == 0)
+            #expect(try await eventually { try await status().contains("members 1") })
+            #expect(try server.psql("SELECT count(*) FROM qagent_member_job WHERE address = '\(second.address)'") == "0")
+
+            kill(first.process.processIdentifier, SIGKILL)
+            _ = try await first.stop(signal: 0)
+            #expect(try await eventually(seconds: 15) { try await status().contains("dead") })
+            text = try await status()
+            #expect(text.contains("c.hello: 0 online of 1"), "\(text)")
+        }
+    }
+}
