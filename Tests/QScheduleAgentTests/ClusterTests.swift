@@ -58,7 +58,7 @@ struct ClusterTests {
         }
         let unreachable = try await Self.runUntilExit(tail: "[cluster]\ndatabase = \"postgresql://qagent@127.0.0.1:9/qagent\"\n")
         #expect(unreachable.status == 2, "\(unreachable.output)")
-        #expect(unreachable.output.contains("qagent: cluster start on postgresql://qagent@127.0.0.1:9/qagent: cannot connect"), "\(unreachable.output)")
+        #expect(unreachable.output.contains("qagent: cluster start on postgresql://qagent@127.0.0.1:9/qagent: cannot connect: connection refused\n"), "\(unreachable.output)")
         try await TestPostgres.with(password: "right-password") { server in
             let wrong = try await Self.runUntilExit(tail: server.clusterTOML(), environment: ["QAGENT_DB_PASSWORD": "wrong-password"])
             #expect(wrong.status == 2, "\(wrong.output)")

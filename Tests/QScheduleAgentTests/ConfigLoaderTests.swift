@@ -42,7 +42,7 @@ struct ConfigLoaderTests {
         let path = Self.repositoryRoot.appendingPathComponent("agent.conf.example").path
         let text = try String(contentsOfFile: path, encoding: .utf8)
         let start = try #require(text.range(of: "# [report]")).lowerBound
-        let end = try #require(text.range(of: "[[job]]")).lowerBound
+        let end = try #require(text.range(of: "# [cluster]")).lowerBound
         let upstream = text[start..<end].split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
             let body = line.hasPrefix("# ") ? String(line.dropFirst(2)) : String(line)
             return body.hasPrefix("[") || body.first?.isLetter == true ? body : ""
@@ -112,6 +112,23 @@ struct ConfigLoaderTests {
             #expect(line.value == expected || line.comment.contains("default: \(expected))"),
                     "[[job]] \(key) = \(line.value): the code's default is \(expected)")
         }
+    }
+
+    @Test("agent.conf.example's [cluster] keys, uncommented, load with the code's defaults")
+    func exampleClusterKeys() throws {
+        let path = Self.repositoryRoot.appendingPathComponent("agent.conf.example").path
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let start = try #require(text.range(of: "# [cluster]")).lowerBound
+        let end = try #require(text.range(of: "[[job]]")).lowerBound
+        let cluster = text[start..<end].split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            let body = line.hasPrefix("# ") ? String(line.dropFirst(2)) : String(line)
+            // The example's password file does not exist here; the key itself is tested elsewhere.
+            return (body.hasPrefix("[") || body.first?.isLetter == true) && !body.hasPrefix("password_file") ? body : ""
+        }.joined(separator: "\n")
+        let settings = try #require(try parse("[agent]\ntoken = \"0123456789abcdef\"\n" + cluster).cluster)
+        var defaults = ClusterSettings(host: "db.example", port: 5432, username: "qagent", database: "qagent")
+        defaults.password = settings.password
+        #expect(settings == defaults)
     }
 
     @Test("defaults and values are read with their types")

@@ -98,7 +98,11 @@ public struct ClusterError: Error, CustomStringConvertible, Equatable {
         }
         switch psql.code {
         case .connectionError:
-            let cause = psql.underlying.map { "\($0)" } ?? "connection failed"
+            let detail = psql.underlying.map { "\($0)" } ?? ""
+            // NIO's connection errors are long; the socket's own reason is what an operator needs.
+            let known = ["Connection refused", "No route to host", "Network is unreachable", "Connection timed out", "Host is down",
+                         "Name or service not known", "nodename nor servname"]
+            let cause = known.first { detail.contains($0) }?.lowercased() ?? (detail.isEmpty ? "connection failed" : detail)
             return ClusterError("\(operation) on \(target): cannot connect: \(cause)")
         case .authMechanismRequiresPassword:
             return ClusterError("\(operation) on \(target): the server asks for a password: set password_file or QAGENT_DB_PASSWORD")
