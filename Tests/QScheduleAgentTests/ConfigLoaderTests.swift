@@ -37,16 +37,22 @@ struct ConfigLoaderTests {
         #expect(FileManager.default.isExecutableFile(atPath: report.command![0]))
     }
 
+    /// The part of agent.conf.example between two markers with its `# key = value` lines and
+    /// `# [table]` headers uncommented (comment-only lines dropped), minus keys starting with `skipping`.
+    static func uncommentedExample(from start: String, to end: String, skipping: String? = nil) throws -> String {
+        let text = try String(contentsOfFile: repositoryRoot.appendingPathComponent("agent.conf.example").path, encoding: .utf8)
+        let lower = try #require(text.range(of: start)).lowerBound
+        let upper = try #require(text.range(of: end, range: lower..<text.endIndex)).lowerBound
+        return text[lower..<upper].split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            let body = line.hasPrefix("# ") ? String(line.dropFirst(2)) : String(line)
+            guard body.hasPrefix("[") || body.first?.isLetter == true else { return "" }
+            return skipping.map { body.hasPrefix($0) } == true ? "" : body
+        }.joined(separator: "\n")
+    }
+
     @Test("agent.conf.example's [report] and [scheduler] keys, uncommented, load with the code's defaults")
     func exampleUpstreamKeys() throws {
-        let path = Self.repositoryRoot.appendingPathComponent("agent.conf.example").path
-        let text = try String(contentsOfFile: path, encoding: .utf8)
-        let start = try #require(text.range(of: "# [report]")).lowerBound
-        let end = try #require(text.range(of: "# [cluster]")).lowerBound
-        let upstream = text[start..<end].split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
-            let body = line.hasPrefix("# ") ? String(line.dropFirst(2)) : String(line)
-            return body.hasPrefix("[") || body.first?.isLetter == true ? body : ""
-        }.joined(separator: "\n")
+        let upstream = try Self.uncommentedExample(from: "# [report]", to: "# [cluster]")
         let config = try parse("[agent]\ntoken = \"0123456789abcdef\"\n" + upstream)
         let report = try #require(config.report)
         let defaults = ReportSettings(url: report.url)
@@ -116,15 +122,8 @@ struct ConfigLoaderTests {
 
     @Test("agent.conf.example's [cluster] keys, uncommented, load with the code's defaults")
     func exampleClusterKeys() throws {
-        let path = Self.repositoryRoot.appendingPathComponent("agent.conf.example").path
-        let text = try String(contentsOfFile: path, encoding: .utf8)
-        let start = try #require(text.range(of: "# [cluster]")).lowerBound
-        let end = try #require(text.range(of: "[[job]]")).lowerBound
-        let cluster = text[start..<end].split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
-            let body = line.hasPrefix("# ") ? String(line.dropFirst(2)) : String(line)
-            // The example's password file does not exist here; the key itself is tested elsewhere.
-            return (body.hasPrefix("[") || body.first?.isLetter == true) && !body.hasPrefix("password_file") ? body : ""
-        }.joined(separator: "\n")
+        // The example's password file does not exist here; the key itself is tested elsewhere.
+        let cluster = try Self.uncommentedExample(from: "# [cluster]", to: "[[job]]", skipping: "password_file")
         let settings = try #require(try parse("[agent]\ntoken = \"0123456789abcdef\"\n" + cluster).cluster)
         var defaults = ClusterSettings(host: "db.example", port: 5432, username: "qagent", database: "qagent")
         defaults.password = settings.password
