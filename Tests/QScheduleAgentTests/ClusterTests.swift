@@ -42,7 +42,7 @@ struct ClusterTests {
             // Exactly one migrated from nothing; the others found it done.
             #expect(found == [0] + Array(repeating: ClusterSchema.currentVersion, count: 11))
             #expect(try server.psql("SELECT version FROM qagent_schema") == "\(ClusterSchema.currentVersion)")
-            #expect(try server.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'qagent_%'") == "3")
+            #expect(try server.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'qagent_%'") == "4")
         }
     }
 
@@ -114,6 +114,59 @@ struct ClusterTests {
             #expect(try await eventually(seconds: 15) { try await status().contains("dead") })
             text = try await status()
             #expect(text.contains("c.hello: 0 online of 1"), "\(text)")
+        }
+    }
+
+    @Test("3 agents, one * * * * * ? job: every second fires exactly once cluster-wide, spread over the workers; a drained worker gets none")
+    func exactlyOnceFires() async throws {
+        try await TestPostgres.with { server in
+            let shared = try makeTemporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: shared) }
+            func job(_ who: String) -> String {
+                """
+                [[job]]
+                name = "c.tick"
+                cron = "* * * * * ?"
+                command = ["/bin/sh", "-c", "echo \\"$QSCHEDULE_TASK_ID \(who)\\" >> \(shared)/ticks.txt"]
+                overlap = "concurrent"
+                max_concurrency = 4
+
+                """
+            }
+            var agents: [AgentProcess] = []
+            defer { for agent in agents { agent.killNow() } }
+            for (index, ip) in ["127.0.0.2", "127.0.0.3", "127.0.0.4"].enumerated() {
+                agents.append(try await AgentProcess.start(jobs: job("a\(index)"), ip: ip, tail: server.clusterTOML()))
+            }
+            try await Task.sleep(for: .seconds(8))
+            // Drain one: it takes no new cluster tasks; its peers take its share.
+            #expect(try await agents[2].call("POST", "/api2/agent/drain.do").ret == true)
+            let drainedAt = Date().epochMilliseconds + 2_000  // a heartbeat later, the drain is seen
+            try await Task.sleep(for: .seconds(6))
+            for agent in agents { #expect(try await agent.stop() == 0) }
+
+            let lines = ((try? String(contentsOfFile: shared + "/ticks.txt", encoding: .utf8)) ?? "").split(separator: "\n")
+            var runs: [Int64: [String]] = [:]
+            for line in lines {
+                let parts = line.split(separator: " ")
+                guard parts.count == 2, let ms = Int64(parts[0].split(separator: ":").last ?? "") else { continue }
+                runs[ms, default: []].append(String(parts[1]))
+            }
+            let seconds = runs.keys.sorted()
+            let duplicates = runs.filter { $0.value.count > 1 }
+            let first = try #require(seconds.first), last = try #require(seconds.last)
+            let missing = stride(from: first, through: last, by: 1000).filter { runs[$0] == nil }
+            var perWorker: [String: Int] = [:]
+            for who in runs.values.flatMap({ $0 }) { perWorker[who, default: 0] += 1 }
+            print("cluster fires: \(seconds.count) seconds fired from \(first) to \(last), \(duplicates.count) twice, \(missing.count) missed, per worker \(perWorker.sorted { $0.key < $1.key })")
+            #expect(seconds.count >= 8, "too few fires to mean anything")
+            #expect(duplicates.isEmpty, "fired twice: \(duplicates)")
+            #expect(missing.isEmpty, "missed: \(missing)")
+            #expect(seconds.allSatisfy { $0 % 1000 == 0 })
+            #expect(perWorker["a0", default: 0] > 0 && perWorker["a1", default: 0] > 0, "\(perWorker)")
+            let afterDrain = runs.filter { $0.key > drainedAt }
+            #expect(!afterDrain.isEmpty && afterDrain.values.allSatisfy { !$0.contains("a2") }, "the drained worker took work: \(afterDrain)")
+            #expect(try server.psql("SELECT count(*) FROM qagent_task") == "\(seconds.count)", "one row per fire")
         }
     }
 }

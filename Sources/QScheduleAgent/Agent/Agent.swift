@@ -31,6 +31,10 @@ public final class Agent: Sendable {
     public let clusterDatabase: ClusterDatabase?
     /// This agent's membership row in the cluster; `nil` standalone.
     public let membership: ClusterMembership?
+    /// Fires the cluster's cron jobs (exactly once per scheduled time); `nil` standalone.
+    let clusterFirer: ClusterFirer?
+    /// Runs the cluster tasks assigned to this agent; `nil` standalone.
+    let clusterWorker: ClusterWorker?
     let logger: Logger
     private let lock: DataDirectoryLock
     /// Open connections of the HTTP interface against `max_connections`.
@@ -81,9 +85,20 @@ public final class Agent: Sendable {
         scheduler = config.schedulerURL == nil && config.cluster == nil
             ? CronScheduler(jobs: config.jobs, runner: runner, store: store, timeZone: config.agent.timeZone, logger: logger)
             : nil
-        clusterDatabase = config.cluster.map { ClusterDatabase(settings: $0, logger: logger) }
+        let clusterDatabase = config.cluster.map { ClusterDatabase(settings: $0, logger: logger) }
+        self.clusterDatabase = clusterDatabase
+        let clusterWorker = clusterDatabase.map { ClusterWorker(database: $0, identity: identity, runner: runner, logger: logger) }
+        self.clusterWorker = clusterWorker
+        let view = ClusterView()
+        let clusterFirer = clusterDatabase.map {
+            ClusterFirer(database: $0, view: view, identity: identity, runner: runner, jobs: config.jobs, timeZone: config.agent.timeZone, logger: logger)
+        }
+        self.clusterFirer = clusterFirer
         membership = clusterDatabase.map {
-            ClusterMembership(database: $0, identity: identity, runner: runner, config: config, instance: instance, logger: logger)
+            ClusterMembership(database: $0, identity: identity, runner: runner, config: config, instance: instance, logger: logger, view: view) {
+                clusterWorker?.start()
+                clusterFirer?.start()
+            }
         }
     }
 
@@ -143,6 +158,8 @@ public final class Agent: Sendable {
         if let scheduler { services.append(.init(service: scheduler)) }
         if OrphanReaper.isNeeded { services.append(.init(service: OrphanReaper())) }
         if let membership { services.append(.init(service: membership)) }
+        if let clusterWorker { services.append(.init(service: clusterWorker)) }
+        if let clusterFirer { services.append(.init(service: clusterFirer)) }
         services.append(.init(service: makeApplication(onReady: { port in
             await onReady(port)
             self.membership?.didStartListening()

@@ -18,8 +18,17 @@ public final class ClusterMembership: Service, Sendable {
     private let logger: Logger
     private let listening: AsyncStream<Void>
     private let listeningContinuation: AsyncStream<Void>.Continuation
+    /// Who serves which job, refreshed after every heartbeat (for the firer's rendezvous order).
+    let view: ClusterView
+    /// Called once, after the first registration (the firer and the worker start then).
+    private let onRegistered: @Sendable () -> Void
 
-    init(database: ClusterDatabase, identity: AgentIdentity, runner: TaskRunner, config: AgentConfig, instance: String, logger: Logger) {
+    init(
+        database: ClusterDatabase, identity: AgentIdentity, runner: TaskRunner, config: AgentConfig, instance: String, logger: Logger,
+        view: ClusterView = ClusterView(), onRegistered: @escaping @Sendable () -> Void = {}
+    ) {
+        self.onRegistered = onRegistered
+        self.view = view
         self.database = database
         self.identity = identity
         self.runner = runner
@@ -39,6 +48,7 @@ public final class ClusterMembership: Service, Sendable {
         await withGracefulShutdownHandler {
             for await _ in listening { break }
             var registered = false
+            var everRegistered = false
             var failures = 0
             while !Task.isCancelled, !Task.isShuttingDownGracefully {
                 do {
@@ -47,8 +57,11 @@ public final class ClusterMembership: Service, Sendable {
                     }
                     if !registered {
                         try await register()
+                        if !everRegistered { onRegistered() }
+                        everRegistered = true
                         registered = true
                     }
+                    try await refreshView()
                     if failures > 0 { logger.notice("cluster database reachable again", metadata: ["failures": "\(failures)"]) }
                     failures = 0
                 } catch {
@@ -112,6 +125,18 @@ public final class ClusterMembership: Service, Sendable {
         var found = false
         for try await _ in rows { found = true }
         return found
+    }
+
+    /// Reads which online members serve which job into ``view``.
+    func refreshView() async throws {
+        let deadAfter = database.settings.deadAfter
+        let rows = try await database.client.query("""
+            SELECT j.job, m.address FROM qagent_member_job j JOIN qagent_member m ON m.address = j.address
+            WHERE m.heartbeat_at > now() - make_interval(secs => \(deadAfter))
+            """, logger: logger)
+        var servers: [String: [String]] = [:]
+        for try await (job, address) in rows.decode((String, String).self) { servers[job, default: []].append(address) }
+        view.update(servers)
     }
 
     /// Removes this process's row (and its jobs); a failure is logged: the row then ages out.

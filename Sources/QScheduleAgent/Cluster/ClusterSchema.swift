@@ -9,7 +9,7 @@ import PostgresNIO
 /// so nothing is ever half-migrated. A schema newer than this binary knows is refused.
 enum ClusterSchema {
     /// The schema version this binary writes and reads.
-    static let currentVersion = 1
+    static let currentVersion = 2
     /// `pg_advisory_xact_lock` key: "qagent" in ASCII.
     static let lockKey: Int64 = 0x71_61_67_65_6E_74
 
@@ -39,6 +39,25 @@ enum ClusterSchema {
             )
             """,
             "CREATE INDEX qagent_member_job_by_job ON qagent_member_job (job)",
+        ],
+        2: [
+            // Cluster tasks. A fire's id is "<job>:<scheduled ms>" and (job, scheduled_at) is
+            // unique: however many agents insert a fire, one row results.
+            """
+            CREATE TABLE qagent_task (
+                id text PRIMARY KEY,
+                job text NOT NULL,
+                scheduled_at bigint,
+                param text NOT NULL DEFAULT '{}',
+                worker text,
+                status text NOT NULL,
+                handbacks integer NOT NULL DEFAULT 0,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                claimed_at timestamptz
+            )
+            """,
+            "CREATE UNIQUE INDEX qagent_task_fire ON qagent_task (job, scheduled_at) WHERE scheduled_at IS NOT NULL",
+            "CREATE INDEX qagent_task_open ON qagent_task (worker, created_at) WHERE status <> 'finished'",
         ],
     ]
 

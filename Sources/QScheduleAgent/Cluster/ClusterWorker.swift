@@ -1,0 +1,153 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// Takes the cluster tasks assigned to this agent and runs them through the local runner
+/// (DESIGN §10, dispatch and wake-up): woken by LISTEN/NOTIFY on `qagent_task`, polling every
+/// second as the fallback. A claim marks at most 16 rows `claimed` (`FOR UPDATE SKIP LOCKED`),
+/// then each is dispatched locally under its cluster id — idempotent, so rows claimed by a
+/// process that died before journaling them are dispatched again at the next start. A task
+/// the runner refuses (busy, overloaded, draining) is handed to another online worker, at most
+/// 3 times; then it stays `unassigned`.
+final class ClusterWorker: Service, Sendable {
+    private let database: ClusterDatabase
+    private let identity: AgentIdentity
+    private let runner: TaskRunner
+    private let logger: Logger
+    private let ready: AsyncStream<Void>
+    private let readyContinuation: AsyncStream<Void>.Continuation
+    private let wake: AsyncStream<Void>
+    private let wakeContinuation: AsyncStream<Void>.Continuation
+    static let claimBatch = 16
+    static let maxHandbacks = 3
+
+    init(database: ClusterDatabase, identity: AgentIdentity, runner: TaskRunner, logger: Logger) {
+        self.database = database
+        self.identity = identity
+        self.runner = runner
+        self.logger = logger
+        (ready, readyContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        (wake, wakeContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Called once this agent is a registered member.
+    func start() {
+        readyContinuation.yield()
+        readyContinuation.finish()
+    }
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            for await _ in self.ready { break }
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.listen() }
+                group.addTask { await self.claimLoop() }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+
+    /// Holds one connection listening on `qagent_task`; a notification naming this worker wakes
+    /// the claim loop. Reconnects after a second when the connection is lost.
+    private func listen() async {
+        let address = identity.address
+        while !Task.isCancelled {
+            do {
+                try await database.client.withConnection { connection in
+                    try await connection.listen(on: "qagent_task") { notifications in
+                        for try await notification in notifications where notification.payload == address {
+                            self.wakeContinuation.yield()
+                        }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("cluster LISTEN lost; polling meanwhile", metadata: [
+                    "error": "\(ClusterError.describing(error, "listen", settings: database.settings))",
+                ])
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    private func claimLoop() async {
+        // First the rows this address claimed before (a previous process): dispatch is idempotent.
+        await dispatchAll(status: "claimed")
+        while !Task.isCancelled {
+            let claimed = await dispatchAll(status: "assigned")
+            if claimed == Self.claimBatch { continue }  // more may wait
+            // Until a notification, or a second at most (the fallback poll).
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { for await _ in self.wake { return } }
+                group.addTask { try? await Task.sleep(for: .seconds(1)) }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+
+    /// Claims up to a batch of this worker's rows in `status` and dispatches them; returns how many.
+    @discardableResult
+    private func dispatchAll(status: String) async -> Int {
+        let address = identity.address
+        let batch = Self.claimBatch
+        var tasks: [(id: String, job: String, param: String, scheduledAt: Int64?)] = []
+        do {
+            let rows = try await database.client.query("""
+                UPDATE qagent_task SET status = 'claimed', claimed_at = now()
+                WHERE id IN (
+                    SELECT id FROM qagent_task WHERE worker = \(address) AND status = \(status)
+                    ORDER BY created_at LIMIT \(batch) FOR UPDATE SKIP LOCKED)
+                RETURNING id, job, param, scheduled_at
+                """, logger: logger)
+            for try await (id, job, param, scheduledAt) in rows.decode((String, String, String, Int64?).self) {
+                tasks.append((id, job, param, scheduledAt))
+            }
+        } catch {
+            logger.error("cluster claim failed", metadata: ["error": "\(ClusterError.describing(error, "claim", settings: database.settings))"])
+            return 0
+        }
+        for task in tasks {
+            let param = JSONValue(parsing: task.param) ?? .object([:])
+            let trigger: TaskTrigger = task.scheduledAt == nil ? .dispatch : .cron
+            switch await runner.dispatch(job: task.job, param: param, taskID: task.id, trigger: trigger, scheduledAt: task.scheduledAt) {
+            case .accepted:
+                break
+            case .refused(let reason):
+                await handBack(task.id, job: task.job, reason: reason.rawValue)
+            case .journalFailed:
+                await handBack(task.id, job: task.job, reason: FailureReason.journalFailed)
+            }
+        }
+        return tasks.count
+    }
+
+    /// Gives a refused task to another online worker of its job (bounded), else leaves it unassigned.
+    private func handBack(_ id: String, job: String, reason: String) async {
+        let (address, deadAfter, limit) = (identity.address, database.settings.deadAfter, Self.maxHandbacks)
+        do {
+            try await database.client.query("""
+                WITH chosen AS (
+                    SELECT m.address FROM qagent_member m JOIN qagent_member_job j ON j.address = m.address
+                    WHERE j.job = \(job) AND j.can_schedule AND NOT m.draining AND m.address <> \(address)
+                        AND m.heartbeat_at > now() - make_interval(secs => \(deadAfter))
+                    ORDER BY random() LIMIT 1
+                ), moved AS (
+                    UPDATE qagent_task SET handbacks = handbacks + 1, claimed_at = NULL,
+                        worker = CASE WHEN handbacks < \(limit) THEN (SELECT address FROM chosen) END,
+                        status = CASE WHEN handbacks < \(limit) AND EXISTS (SELECT 1 FROM chosen) THEN 'assigned' ELSE 'unassigned' END
+                    WHERE id = \(id) AND worker = \(address)
+                    RETURNING worker
+                )
+                SELECT pg_notify('qagent_task', worker) FROM moved WHERE worker IS NOT NULL
+                """, logger: logger)
+            logger.notice("cluster task handed back", metadata: ["task": "\(id)", "reason": "\(reason)"])
+        } catch {
+            logger.error("cluster hand-back failed", metadata: [
+                "task": "\(id)", "error": "\(ClusterError.describing(error, "hand back", settings: database.settings))",
+            ])
+        }
+    }
+}
