@@ -166,7 +166,44 @@ struct ClusterTests {
             #expect(perWorker["a0", default: 0] > 0 && perWorker["a1", default: 0] > 0, "\(perWorker)")
             let afterDrain = runs.filter { $0.key > drainedAt }
             #expect(!afterDrain.isEmpty && afterDrain.values.allSatisfy { !$0.contains("a2") }, "the drained worker took work: \(afterDrain)")
-            #expect(try server.psql("SELECT count(*) FROM qagent_task") == "\(seconds.count)", "one row per fire")
+            #expect(try server.psql("SELECT count(*) FROM qagent_task WHERE scheduled_at BETWEEN \(first) AND \(last)") == "\(seconds.count)", "one row per fire")
+            // Results came back from the workers' outboxes (the last ones at their shutdown).
+            let finished = Set(try server.psql("SELECT scheduled_at FROM qagent_task WHERE status = 'finished' AND result = 200 AND attempt = 1")
+                .split(separator: "\n").compactMap { Int64($0) })
+            #expect(finished == Set(seconds), "ran but not finished in the cluster: \(Set(seconds).subtracting(finished).sorted())")
+        }
+    }
+
+    @Test("results: delivered from the local outbox in one batch, idempotent; a late result of an earlier attempt changes nothing")
+    func results() async throws {
+        try await TestPostgres.with { server in
+            let database = ClusterDatabase(settings: server.settings, logger: Self.logger)
+            let dir = try makeTemporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let store = try AgentStore(dataDirectory: dir, clusterResults: true)
+            defer { try? store.close() }
+            try await database.withRunningClient { client in
+                try await ClusterSchema.migrate(client, logger: Self.logger)
+                try server.psql("""
+                    INSERT INTO qagent_task (id, job, worker, status, attempt) VALUES
+                        ('t-new', 'j', '127.0.0.2:1', 'claimed', 1), ('t-late', 'j', '127.0.0.2:1', 'claimed', 2)
+                    """)
+                for id in ["t-new", "t-late", "t-local"] {
+                    try await store.insertTask(TaskRecord(id: id, job: "j", param: "{}", trigger: .dispatch, acceptedAt: 1000))
+                    try await store.markRunning(id, attempt: 1, startTime: 2000)
+                    try await store.finishTask(TaskCompletion(taskID: id, job: "j", result: .succeeded, startTime: 2000, endTime: 2500, exitCode: 0, message: "exit code 0"))
+                }
+                #expect(try store.clusterOutboxBatch(limit: 10).map(\.taskID) == ["t-new", "t-late", "t-local"])
+                let sink = ClusterResultSink(database: database, store: store, logger: Self.logger)
+                #expect(try await sink.deliverBatch() == 3)
+                #expect(try store.clusterOutboxBatch(limit: 10).isEmpty)
+                #expect(try server.psql("SELECT status, result, attempt, duration, message FROM qagent_task WHERE id = 't-new'") == "finished|200|1|500|exit code 0")
+                #expect(try server.psql("SELECT status, result, attempt FROM qagent_task WHERE id = 't-late'") == "claimed|0|2", "a late attempt-1 result overwrote attempt 2")
+                // Delivered again (at-least-once): the same outcome.
+                try await store.finishTask(TaskCompletion(taskID: "t-new", job: "j", result: .succeeded, startTime: 2000, endTime: 2500, message: "exit code 0"))
+                #expect(try await sink.deliverBatch() == 1)
+                #expect(try server.psql("SELECT status, result, attempt FROM qagent_task WHERE id = 't-new'") == "finished|200|1")
+            }
         }
     }
 }

@@ -35,6 +35,8 @@ public final class Agent: Sendable {
     let clusterFirer: ClusterFirer?
     /// Runs the cluster tasks assigned to this agent; `nil` standalone.
     let clusterWorker: ClusterWorker?
+    /// Carries finished tasks' results into the cluster's database; `nil` standalone.
+    let clusterResults: ClusterResultSink?
     let logger: Logger
     private let lock: DataDirectoryLock
     /// Open connections of the HTTP interface against `max_connections`.
@@ -65,7 +67,7 @@ public final class Agent: Sendable {
         do {
             store = try AgentStore(
                 dataDirectory: config.agent.dataDir, durability: config.agent.journalDurability,
-                reportAddress: config.report == nil ? nil : Self.addressProvider(identity))
+                reportAddress: config.report == nil ? nil : Self.addressProvider(identity), clusterResults: config.cluster != nil)
         } catch {
             throw ConfigError("cannot open the store in data_dir \"\(config.agent.dataDir)\": \(error)")
         }
@@ -94,6 +96,8 @@ public final class Agent: Sendable {
             ClusterFirer(database: $0, view: view, identity: identity, runner: runner, jobs: config.jobs, timeZone: config.agent.timeZone, logger: logger)
         }
         self.clusterFirer = clusterFirer
+        let journal = self.store
+        clusterResults = clusterDatabase.map { ClusterResultSink(database: $0, store: journal, logger: logger) }
         membership = clusterDatabase.map {
             ClusterMembership(database: $0, identity: identity, runner: runner, config: config, instance: instance, logger: logger, view: view) {
                 clusterWorker?.start()
@@ -147,9 +151,10 @@ public final class Agent: Sendable {
     /// stopped and recorded per its job's `recover`; the services stop and `run` returns
     /// (exit 0). A second signal exits at once (status 128 + signal).
     public func run(onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: runner),
-        ]
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        // First, so that it stops last: the results of the tasks the shutdown waited for go out.
+        if let clusterResults { services.append(.init(service: clusterResults)) }
+        services.append(.init(service: runner))
         // After the runner: stopped before it, once the HTTP interface and the scheduler are down.
         if let reporter { services.append(.init(service: reporter)) }
         services += [

@@ -40,7 +40,8 @@ public struct ClusterDatabase: Sendable {
     }
 
     /// Runs `body` with the client running, and stops the client after: for commands that
-    /// talk to the database once (`qagent cluster status`, tests).
+    /// talk to the database once (`qagent cluster status`, tests). Once per value: a
+    /// `PostgresClient` runs only once.
     public func withRunningClient<Result: Sendable>(_ body: @Sendable (PostgresClient) async throws -> Result) async throws -> Result {
         try await withThrowingTaskGroup(of: Result?.self) { group in
             group.addTask {

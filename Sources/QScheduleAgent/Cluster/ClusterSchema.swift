@@ -9,7 +9,7 @@ import PostgresNIO
 /// so nothing is ever half-migrated. A schema newer than this binary knows is refused.
 enum ClusterSchema {
     /// The schema version this binary writes and reads.
-    static let currentVersion = 2
+    static let currentVersion = 3
     /// `pg_advisory_xact_lock` key: "qagent" in ASCII.
     static let lockKey: Int64 = 0x71_61_67_65_6E_74
 
@@ -58,6 +58,19 @@ enum ClusterSchema {
             """,
             "CREATE UNIQUE INDEX qagent_task_fire ON qagent_task (job, scheduled_at) WHERE scheduled_at IS NOT NULL",
             "CREATE INDEX qagent_task_open ON qagent_task (worker, created_at) WHERE status <> 'finished'",
+        ],
+        3: [
+            // Results, from the workers' local outboxes; `attempt` guards against a late result
+            // of an earlier attempt.
+            """
+            ALTER TABLE qagent_task
+                ADD COLUMN attempt integer NOT NULL DEFAULT 1,
+                ADD COLUMN result integer NOT NULL DEFAULT 0,
+                ADD COLUMN start_time bigint,
+                ADD COLUMN end_time bigint,
+                ADD COLUMN duration bigint,
+                ADD COLUMN message text NOT NULL DEFAULT ''
+            """,
         ],
     ]
 

@@ -20,6 +20,8 @@ public final class AgentStore: Sendable {
     /// The `address` written into reports; `nil` when no `[report] url` is configured (then
     /// finished tasks are not queued for reporting).
     let reportAddress: (@Sendable () -> String)?
+    /// Whether finished tasks are queued for the cluster (`[cluster]`).
+    let clusterResults: Bool
     /// Reports waiting in the outbox, kept in memory so that admission never reads SQLite.
     public let outboxDepth: OutboxDepth
 
@@ -35,7 +37,11 @@ public final class AgentStore: Sendable {
     ///
     /// With `reportAddress`, every finished task is also queued in the report outbox, in the
     /// transaction that records it.
-    public init(dataDirectory: String, durability: Durability = .full, reportAddress: (@Sendable () -> String)? = nil) throws {
+    /// With `clusterResults`, every finished task is also queued for the cluster's database
+    /// (`cluster_outbox`), in the same transaction.
+    public init(
+        dataDirectory: String, durability: Durability = .full, reportAddress: (@Sendable () -> String)? = nil, clusterResults: Bool = false
+    ) throws {
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         path = URL(fileURLWithPath: dataDirectory).appendingPathComponent("qagent.sqlite").path
         var configuration = Configuration()
@@ -49,6 +55,7 @@ public final class AgentStore: Sendable {
         try Self.migrator.migrate(pool)
         journal = GroupCommitter(pool: pool)
         self.reportAddress = reportAddress
+        self.clusterResults = clusterResults
         outboxDepth = OutboxDepth(try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 })
     }
 
@@ -126,6 +133,11 @@ public final class AgentStore: Sendable {
                 );
                 CREATE TABLE agent_fact (name TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
                 """)
+        }
+        migrator.registerMigration("v6-cluster-outbox") { db in
+            // Finished tasks whose result the cluster's database has not taken yet (DESIGN §10,
+            // results: the outbox's second sink), in finishing order.
+            try db.execute(sql: "CREATE TABLE cluster_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT NOT NULL)")
         }
         return migrator
     }
@@ -341,8 +353,14 @@ public final class AgentStore: Sendable {
         let count = completions.count
         var committed: (@Sendable () -> Void)?
         if address != nil { committed = { @Sendable in depth.add(count) } }
+        let cluster = clusterResults
         let write: GroupCommitter.Write = { db in
-            for completion in completions { try Self.recordFinished(completion, reportAddress: address, in: db) }
+            for completion in completions {
+                try Self.recordFinished(completion, reportAddress: address, in: db)
+                if cluster {
+                    try db.cachedStatement(sql: "INSERT INTO cluster_outbox (task_id) VALUES (?)").execute(arguments: [completion.taskID])
+                }
+            }
         }
         return journal.submit(write, committed: committed)
     }

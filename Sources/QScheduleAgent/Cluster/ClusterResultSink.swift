@@ -1,0 +1,70 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// Carries finished tasks' results from the local `cluster_outbox` into the cluster's task rows
+/// (DESIGN §10, results): at-least-once, in batches of up to 100, idempotent by task id and
+/// attempt (a row already holding a later attempt is left alone). The local entries are
+/// removed only once PostgreSQL committed them, so a crash or a database outage loses nothing.
+final class ClusterResultSink: Service, Sendable {
+    private let database: ClusterDatabase
+    private let store: AgentStore
+    private let logger: Logger
+    static let batch = 100
+
+    init(database: ClusterDatabase, store: AgentStore, logger: Logger) {
+        self.database = database
+        self.store = store
+        self.logger = logger
+    }
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            var failures = 0
+            while !Task.isCancelled {
+                do {
+                    let sent = try await self.deliverBatch()
+                    failures = 0
+                    if sent == Self.batch { continue }
+                    try? await Task.sleep(for: .milliseconds(250))
+                } catch {
+                    failures += 1
+                    if failures == 1 || failures.isMultiple(of: 20) {
+                        self.logger.error("cluster results not delivered; kept locally", metadata: [
+                            "error": "\(ClusterError.describing(error, "results", settings: self.database.settings))", "failures": "\(failures)",
+                        ])
+                    }
+                    try? await Task.sleep(for: .seconds(min(30, 1 << min(failures, 5))))
+                }
+            }
+        }
+        // Shutting down (after the runner stopped): what is left goes now, within 5 s.
+        _ = try? await ClusterDatabase.withTimeout(5, what: "final results") { [self] in
+            while try await self.deliverBatch() > 0 {}
+        }
+    }
+
+    /// Delivers the oldest batch; returns how many results it held.
+    @discardableResult
+    func deliverBatch() async throws -> Int {
+        let results = try store.clusterOutboxBatch(limit: Self.batch)
+        guard let last = results.last else { return 0 }
+        let ids = results.map(\.taskID)
+        let states = results.map(\.result)
+        let attempts = results.map(\.attempt)
+        let starts = results.map(\.startTime)
+        let ends = results.map(\.endTime)
+        let durations = results.map(\.duration)
+        let messages = results.map(\.message)
+        try await database.client.query("""
+            UPDATE qagent_task t SET status = 'finished', result = r.result, attempt = r.attempt, start_time = r.start_time,
+                end_time = r.end_time, duration = r.duration, message = r.message
+            FROM unnest(\(ids)::text[], \(states)::integer[], \(attempts)::integer[], \(starts)::bigint[], \(ends)::bigint[],
+                        \(durations)::bigint[], \(messages)::text[]) AS r(id, result, attempt, start_time, end_time, duration, message)
+            WHERE t.id = r.id AND t.attempt <= r.attempt
+            """, logger: logger)
+        try await store.deleteClusterOutbox(upTo: last.seq)
+        return results.count
+    }
+}
