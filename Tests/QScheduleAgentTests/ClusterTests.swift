@@ -206,4 +206,63 @@ struct ClusterTests {
             }
         }
     }
+
+    @Test("tasks.do on any agent creates a cluster task: pinned or chosen worker runs it; repeats, conflicts, unknown job, unknown or drained worker")
+    func dispatch() async throws {
+        try await TestPostgres.with { server in
+            let shared = try makeTemporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: shared) }
+            func job(_ who: String) -> String {
+                "[[job]]\nname = \"c.run\"\ncommand = [\"/bin/sh\", \"-c\", \"echo $QSCHEDULE_TASK_ID \(who) >> \(shared)/runs.txt\"]\n"
+                    + "overlap = \"concurrent\"\nmax_concurrency = 4\n"
+            }
+            let first = try await AgentProcess.start(jobs: job("a"), ip: "127.0.0.2", tail: server.clusterTOML())
+            defer { first.killNow() }
+            let second = try await AgentProcess.start(jobs: job("b"), ip: "127.0.0.3", tail: server.clusterTOML())
+            defer { second.killNow() }
+            @Sendable func runs() -> [String: String] {
+                let text = (try? String(contentsOfFile: shared + "/runs.txt", encoding: .utf8)) ?? ""
+                return Dictionary(text.split(separator: "\n").map { line in
+                    let parts = line.split(separator: " ")
+                    return (String(parts[0]), String(parts.last ?? ""))
+                }, uniquingKeysWith: { $0 + "+" + $1 })
+            }
+            #expect(try await eventually { try server.psql("SELECT count(*) FROM qagent_member") == "2" })
+            // Pinned from the first agent to the second.
+            var reply = try await first.call("POST", "/api2/tasks.do", json: #"{"job":"c.run","param":{"n":1},"taskId":"pin-1","worker":"\#(second.address)"}"#)
+            #expect(reply.text == #"{"message":"pin-1","ret":true}"#)
+            #expect(try server.psql("SELECT worker FROM qagent_task WHERE id = 'pin-1'") == second.address)
+            #expect(await eventually { runs()["pin-1"] == "b" })
+            // A repeat answers the same, runs nothing again; another param is a conflict.
+            reply = try await second.call("POST", "/api2/tasks.do", json: #"{"job":"c.run","param":{"n":1},"taskId":"pin-1"}"#)
+            #expect(reply.text == #"{"message":"pin-1","ret":true}"#)
+            reply = try await second.call("POST", "/api2/tasks.do", json: #"{"job":"c.run","param":{"n":2},"taskId":"pin-1"}"#)
+            #expect(reply.text == #"{"message":"重试失败","reason":"task_id_conflict","ret":false}"#)
+            // Unpinned: a generated id, run by one member exactly once.
+            var generated: [String] = []
+            for _ in 0..<10 {
+                generated.append(try #require(try await first.call("POST", "/api2/tasks.do", json: #"{"job":"c.run"}"#).message))
+            }
+            let ids = generated
+            #expect(await eventually { ids.allSatisfy { runs()[$0] != nil } })
+            #expect(ids.allSatisfy { runs()[$0] == "a" || runs()[$0] == "b" }, "\(runs())")
+            #expect(try await eventually { try server.psql("SELECT count(*) FROM qagent_task WHERE status = 'finished' AND result = 200") == "11" })
+            // Refusals, nothing created.
+            reply = try await first.call("POST", "/api2/tasks.do", json: #"{"job":"c.nope"}"#)
+            #expect(reply.text == #"{"message":"重试失败","reason":"job_not_found","ret":false}"#)
+            reply = try await first.call("POST", "/api2/tasks.do", json: #"{"job":"c.run","worker":"127.0.0.9:1"}"#)
+            #expect(reply.text == #"{"message":"重试失败","reason":"unknown_worker","ret":false}"#)
+            reply = try await first.call("POST", "/api2/tasks.do", json: #"{"job":"c.run","worker":7}"#)
+            #expect(reply.text == #"{"message":"参数错误","ret":false}"#)
+            #expect(try await second.call("POST", "/api2/agent/drain.do").ret == true)
+            #expect(try await eventually { try server.psql("SELECT draining FROM qagent_member WHERE address = '\(second.address)'") == "t" })
+            reply = try await first.call("POST", "/api2/tasks.do", json: #"{"job":"c.run","worker":"\#(second.address)"}"#)
+            #expect(reply.text == #"{"message":"重试失败","reason":"worker_offline","ret":false}"#)
+            #expect(try server.psql("SELECT count(*) FROM qagent_task") == "11")
+            // The database gone: 内部错误 / cluster_unavailable.
+            server.stop()
+            reply = try await first.call("POST", "/api2/tasks.do", json: #"{"job":"c.run"}"#)
+            #expect(reply.text == #"{"message":"内部错误","reason":"cluster_unavailable","ret":false}"#)
+        }
+    }
 }

@@ -114,7 +114,8 @@ public final class Agent: Sendable {
     func makeResponder() -> AgentHTTPResponder {
         AgentHTTPResponder(
             api: SeedAPI(runner: runner, scheduler: scheduler, reporter: reporter, central: central, store: store, identity: identity,
-                         settings: config.agent, cronMode: config.cluster != nil ? "cluster" : config.scheduler != nil ? "central" : "local"),
+                         settings: config.agent, cronMode: config.cluster != nil ? "cluster" : config.scheduler != nil ? "central" : "local",
+                         clusterDispatcher: clusterDatabase.map { ClusterDispatcher(database: $0, runner: runner, logger: logger) }),
             tokens: config.agent.tokens,
             maxBodyBytes: config.agent.maxRequestBytes)
     }

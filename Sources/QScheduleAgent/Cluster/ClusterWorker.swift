@@ -117,7 +117,7 @@ final class ClusterWorker: Service, Sendable {
                 break
             case .refused(let reason):
                 await handBack(task.id, job: task.job, reason: reason.rawValue)
-            case .journalFailed:
+            case .journalFailed, .clusterUnavailable:
                 await handBack(task.id, job: task.job, reason: FailureReason.journalFailed)
             }
         }

@@ -13,6 +13,8 @@ public enum RefusalReason: String, Sendable, Equatable {
     case outboxFull = "outbox_full"
     /// The caller-given task id belongs to a task of another job.
     case taskIDConflict = "task_id_conflict"
+    /// Cluster mode: the pinned `worker` is not an online member serving the job.
+    case unknownWorker = "unknown_worker"
 }
 
 /// The answer to a dispatch (`POST /api2/tasks.do`) or a local fire.
@@ -23,4 +25,6 @@ public enum DispatchResult: Sendable, Equatable {
     case refused(RefusalReason)
     /// The journal could not commit the task; nothing was accepted.
     case journalFailed
+    /// Cluster mode: the cluster's database could not be reached; nothing was accepted.
+    case clusterUnavailable
 }

@@ -294,6 +294,11 @@ public actor TaskRunner: Service {
     /// The answer to a task id that is already journaled: the same answer when it is the same
     /// task (job and param; the param compared in its canonical text, so key order does not
     /// matter), else `task_id_conflict`.
+    /// A new task id in the seed's shape, from this runner's generator (one sequence per process).
+    public func newTaskID() -> String {
+        idGenerator.next(at: Date())
+    }
+
     private static func repeated(_ existing: TaskRecord, job: String, param: JSONValue) -> DispatchResult {
         existing.job == job && existing.param == param.jsonText ? .accepted(taskID: existing.id) : .refused(.taskIDConflict)
     }

@@ -12,6 +12,8 @@ struct SeedAPI: Sendable {
     let settings: AgentSettings
     /// Who fires cron jobs: `local` (this agent), `central` (`[scheduler] url`), `cluster`.
     var cronMode: String = "local"
+    /// Cluster mode: dispatches create cluster tasks instead of local ones.
+    var clusterDispatcher: ClusterDispatcher?
 
     // MARK: Health
 
@@ -146,13 +148,26 @@ struct SeedAPI: Sendable {
             }
             taskID = text
         }
-        switch await runner.dispatch(job: job, param: param, taskID: taskID) {
+        // Cluster mode: `"worker":"ip:port"` pins the task to one member.
+        var worker: String?
+        if let pinned = object["worker"], clusterDispatcher != nil {
+            guard let text = pinned.stringValue, ListenAddress(parsing: text) != nil else { return EnvelopeResponse.failure(SeedMessage.badRequest) }
+            worker = text
+        }
+        let result = if let clusterDispatcher {
+            await clusterDispatcher.dispatch(job: job, param: param, taskID: taskID, worker: worker)
+        } else {
+            await runner.dispatch(job: job, param: param, taskID: taskID)
+        }
+        switch result {
         case .accepted(let id):
             return EnvelopeResponse.success(message: id)
         case .refused(let reason):
             return EnvelopeResponse.failure(SeedMessage.retryFailed, reason: reason.rawValue)
         case .journalFailed:
             return EnvelopeResponse.failure(SeedMessage.internalError, reason: FailureReason.journalFailed)
+        case .clusterUnavailable:
+            return EnvelopeResponse.failure(SeedMessage.internalError, reason: FailureReason.clusterUnavailable)
         }
     }
 

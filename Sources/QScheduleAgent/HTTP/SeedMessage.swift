@@ -32,6 +32,8 @@ public enum FailureReason {
     public static let malformedRequest = "malformed_request"
     /// The request's headers exceed the HTTP layer's limits.
     public static let headersTooLarge = "headers_too_large"
+    /// Cluster mode: the cluster's database could not be reached.
+    public static let clusterUnavailable = "cluster_unavailable"
     /// The request's body did not arrive within `read_timeout`.
     public static let requestTimeout = "request_timeout"
     public static let taskNotFound = "task_not_found"

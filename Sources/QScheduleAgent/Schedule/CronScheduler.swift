@@ -117,7 +117,7 @@ public actor CronScheduler: Service {
             counters.fires += 1
         case .refused(let reason):
             count(skip: reason.rawValue)
-        case .journalFailed:
+        case .journalFailed, .clusterUnavailable:
             count(skip: FailureReason.journalFailed)
         }
     }
