@@ -17,8 +17,7 @@ final class ClusterFirer: Service, Sendable {
     private let jobs: [String: CronExpression]
     private let timeZone: TimeZone
     private let logger: Logger
-    private let ready: AsyncStream<Void>
-    private let readyContinuation: AsyncStream<Void>.Continuation
+    private let ready = StartGate()
     /// How long after the scheduled time the backup inserts.
     static let backupDelayMs: Int64 = 2_000
 
@@ -30,18 +29,16 @@ final class ClusterFirer: Service, Sendable {
         self.jobs = Dictionary(uniqueKeysWithValues: jobs.compactMap { job in job.cron.map { (job.name, $0) } })
         self.timeZone = timeZone
         self.logger = logger
-        (ready, readyContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Called once this agent is a registered member: its address is final.
     func start() {
-        readyContinuation.yield()
-        readyContinuation.finish()
+        ready.open()
     }
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
-            for await _ in self.ready { break }
+            await self.ready.wait()
             await self.fireLoop()
         }
     }

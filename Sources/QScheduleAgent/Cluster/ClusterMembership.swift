@@ -16,8 +16,7 @@ public final class ClusterMembership: Service, Sendable {
     /// This process: a restarted agent on the same address is another instance.
     private let instance: String
     private let logger: Logger
-    private let listening: AsyncStream<Void>
-    private let listeningContinuation: AsyncStream<Void>.Continuation
+    private let listening = StartGate()
     /// Who serves which job, refreshed after every heartbeat (for the firer's rendezvous order).
     let view: ClusterView
     /// Called once, after the first registration (the firer and the worker start then).
@@ -35,18 +34,16 @@ public final class ClusterMembership: Service, Sendable {
         self.config = config
         self.instance = instance
         self.logger = logger
-        (listening, listeningContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Called once the HTTP interface listens: the address is final, registration may begin.
     func didStartListening() {
-        listeningContinuation.yield()
-        listeningContinuation.finish()
+        listening.open()
     }
 
     public func run() async throws {
         await withGracefulShutdownHandler {
-            for await _ in listening { break }
+            await listening.wait()
             var registered = false
             var everRegistered = false
             var failures = 0
@@ -77,7 +74,7 @@ public final class ClusterMembership: Service, Sendable {
             }
         } onGracefulShutdown: {
             // Stop waiting for the listener; the loop ends and deregistration follows below.
-            self.listeningContinuation.finish()
+            self.listening.abandon()
         }
         await deregister()
     }

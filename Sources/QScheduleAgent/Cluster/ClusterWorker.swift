@@ -15,8 +15,7 @@ final class ClusterWorker: Service, Sendable {
     private let identity: AgentIdentity
     private let runner: TaskRunner
     private let logger: Logger
-    private let ready: AsyncStream<Void>
-    private let readyContinuation: AsyncStream<Void>.Continuation
+    private let ready = StartGate()
     private let wake: AsyncStream<Void>
     private let wakeContinuation: AsyncStream<Void>.Continuation
     static let claimBatch = 16
@@ -27,19 +26,17 @@ final class ClusterWorker: Service, Sendable {
         self.identity = identity
         self.runner = runner
         self.logger = logger
-        (ready, readyContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         (wake, wakeContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Called once this agent is a registered member.
     func start() {
-        readyContinuation.yield()
-        readyContinuation.finish()
+        ready.open()
     }
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
-            for await _ in self.ready { break }
+            await self.ready.wait()
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.listen() }
                 group.addTask { await self.claimLoop() }
