@@ -7,7 +7,7 @@ struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run the agent in the foreground.",
-        discussion: "Exit status: 0 after a clean shutdown, 2 when the configuration or store is unusable the listen address cannot be bound, or the cluster database is unusable.")
+        discussion: "Exit status: 0 after a clean shutdown, 2 when the configuration or store is unusable, the listen address cannot be bound, or the cluster database is unusable.")
 
     @OptionGroup var options: ConfigOption
 
@@ -34,10 +34,7 @@ struct RunCommand: AsyncParsableCommand {
             try await agent.run { port in
                 logger.info("qagent listening", metadata: ["address": "\(identity.ipText):\(port)", "data_dir": "\(agent.config.agent.dataDir)"])
             }
-        } catch let error as ListenError {
-            FileHandle.standardError.write(Data("qagent: \(error)\n".utf8))
-            throw ExitCode(2)
-        } catch let error as ClusterError {
+        } catch where error is ListenError || error is ClusterError {
             FileHandle.standardError.write(Data("qagent: \(error)\n".utf8))
             throw ExitCode(2)
         }

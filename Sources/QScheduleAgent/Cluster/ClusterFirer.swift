@@ -61,20 +61,19 @@ final class ClusterFirer: Service, Sendable {
                 continue
             }
             let entry = queue.removeFirst()!
-            let (job, scheduled) = entry.job.hasSuffix("#backup")
-                ? (String(entry.job.dropLast(7)), entry.time - Self.backupDelayMs)
-                : (entry.job, entry.time)
-            if !entry.job.hasSuffix("#backup") {
-                switch view.fireRank(job: job, address: identity.address) {
-                case 0: Task { await self.fire(job: job, scheduledAt: scheduled) }
-                case 1: queue.insert(.init(time: scheduled + Self.backupDelayMs, job: job + "#backup"))
-                default: break
+            switch view.fireRank(job: entry.job, address: identity.address) {
+            case 0:
+                Task { await self.fire(job: entry.job, scheduledAt: entry.time) }
+            case 1:
+                Task {
+                    try await Task.sleep(for: .milliseconds(Self.backupDelayMs))
+                    await self.fire(job: entry.job, scheduledAt: entry.time)
                 }
-                if let cron = jobs[job], let next = cron.next(after: Date(timeIntervalSince1970: Double(scheduled) / 1000), in: timeZone) {
-                    queue.insert(.init(time: next.epochMilliseconds, job: job))
-                }
-            } else {
-                Task { await self.fire(job: job, scheduledAt: scheduled) }
+            default:
+                break
+            }
+            if let cron = jobs[entry.job], let next = cron.next(after: Date(timeIntervalSince1970: Double(entry.time) / 1000), in: timeZone) {
+                queue.insert(.init(time: next.epochMilliseconds, job: entry.job))
             }
         }
     }

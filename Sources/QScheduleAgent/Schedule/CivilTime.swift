@@ -138,11 +138,9 @@ struct ZoneClock: Sendable {
             // A transition and its reversal within two days: an exact probe.
             return local - offset(atSecond: local - offset(atSecond: local))
         }
-        let valid = [local - before, local - after].filter { candidate in
-            let shown = offset(atSecond: candidate)
-            return shown == before && candidate == local - before || shown == after && candidate == local - after
-        }
-        if let first = valid.min() { return first }
+        // An instant is valid when the offset in force there is the one it was computed with.
+        let valid = [before, after].map { (instant: local - $0, offset: $0) }.filter { offset(atSecond: $0.instant) == $0.offset }
+        if let first = valid.map(\.instant).min() { return first }
         // A gap (the clock jumps from `before` to `after`): the transition lies between the
         // instant `local` would be under either offset.
         var low = min(local - after, local - before)   // offset == before

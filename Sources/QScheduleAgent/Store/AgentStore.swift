@@ -317,9 +317,7 @@ public final class AgentStore: Sendable {
 
     /// Tasks a previous agent process left queued or running, oldest first.
     public func unfinishedTasks() throws -> [TaskRecord] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM task WHERE status != 'finished' ORDER BY accepted_at, rowid").map(Self.task)
-        }
+        try leftoverTasks().map(\.record)
     }
 
     /// Tasks a previous agent process left queued or running, oldest first, each with the

@@ -5,7 +5,6 @@ import Synchronization
 final class ConnectionLimiter: Sendable {
     let limit: Int
     private let open = Atomic<Int>(0)
-    private let refusedCount = Atomic<Int>(0)
 
     init(limit: Int) {
         self.limit = limit
@@ -19,18 +18,12 @@ final class ConnectionLimiter: Sendable {
             if exchanged { return true }
             current = original
         }
-        refusedCount.add(1, ordering: .relaxed)
         return false
     }
 
     func release() {
         open.subtract(1, ordering: .acquiringAndReleasing)
     }
-
-    /// Connections open now.
-    var current: Int { open.load(ordering: .relaxed) }
-    /// Connections closed at once because the limit was reached, since start.
-    var refused: Int { refusedCount.load(ordering: .relaxed) }
 }
 
 /// Closes a new connection at once when `max_connections` are already open, so that clients
