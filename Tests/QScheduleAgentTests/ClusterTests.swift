@@ -42,7 +42,7 @@ struct ClusterTests {
             // Exactly one migrated from nothing; the others found it done.
             #expect(found == [0] + Array(repeating: ClusterSchema.currentVersion, count: 11))
             #expect(try server.psql("SELECT version FROM qagent_schema") == "\(ClusterSchema.currentVersion)")
-            #expect(try server.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'qagent_%'") == "4")
+            #expect(try server.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'qagent_%'") == "6")
         }
     }
 
@@ -186,7 +186,8 @@ struct ClusterTests {
                 try await ClusterSchema.migrate(client, logger: Self.logger)
                 try server.psql("""
                     INSERT INTO qagent_task (id, job, worker, status, attempt) VALUES
-                        ('t-new', 'j', '127.0.0.2:1', 'claimed', 1), ('t-late', 'j', '127.0.0.2:1', 'claimed', 2)
+                        ('t-new', 'j', '127.0.0.2:1', 'claimed', 1), ('t-late', 'j', '127.0.0.2:1', 'claimed', 2);
+                    INSERT INTO qagent_job (job, enabled, definition, app_name, app_id) VALUES ('j', true, '{}', 'qagent', 0)
                     """)
                 for id in ["t-new", "t-late", "t-local"] {
                     try await store.insertTask(TaskRecord(id: id, job: "j", param: "{}", trigger: .dispatch, acceptedAt: 1000))
@@ -194,11 +195,12 @@ struct ClusterTests {
                     try await store.finishTask(TaskCompletion(taskID: id, job: "j", result: .succeeded, startTime: 2000, endTime: 2500, exitCode: 0, message: "exit code 0"))
                 }
                 #expect(try store.clusterOutboxBatch(limit: 10).map(\.taskID) == ["t-new", "t-late", "t-local"])
-                let sink = ClusterResultSink(database: database, store: store, logger: Self.logger)
+                let sink = ClusterResultSink(admission: ClusterAdmission(database: database, logger: Self.logger), store: store, logger: Self.logger)
                 #expect(try await sink.deliverBatch() == 3)
                 #expect(try store.clusterOutboxBatch(limit: 10).isEmpty)
                 #expect(try server.psql("SELECT status, result, attempt, duration, message FROM qagent_task WHERE id = 't-new'") == "finished|200|1|500|exit code 0")
                 #expect(try server.psql("SELECT status, result, attempt FROM qagent_task WHERE id = 't-late'") == "claimed|0|2", "a late attempt-1 result overwrote attempt 2")
+                #expect(try server.psql("SELECT last_run, last_state, last_duration, last_update FROM qagent_job WHERE job = 'j'") == "2000|200|500|2500")
                 // Delivered again (at-least-once): the same outcome.
                 try await store.finishTask(TaskCompletion(taskID: "t-new", job: "j", result: .succeeded, startTime: 2000, endTime: 2500, message: "exit code 0"))
                 #expect(try await sink.deliverBatch() == 1)

@@ -37,6 +37,8 @@ public final class Agent: Sendable {
     let clusterWorker: ClusterWorker?
     /// Carries finished tasks' results into the cluster's database; `nil` standalone.
     let clusterResults: ClusterResultSink?
+    /// Creates and admits cluster tasks; `nil` standalone.
+    let clusterAdmission: ClusterAdmission?
     let logger: Logger
     private let lock: DataDirectoryLock
     /// Open connections of the HTTP interface against `max_connections`.
@@ -89,15 +91,17 @@ public final class Agent: Sendable {
             : nil
         let clusterDatabase = config.cluster.map { ClusterDatabase(settings: $0, logger: logger) }
         self.clusterDatabase = clusterDatabase
-        let clusterWorker = clusterDatabase.map { ClusterWorker(database: $0, identity: identity, runner: runner, logger: logger) }
-        self.clusterWorker = clusterWorker
+        let admission = clusterDatabase.map { ClusterAdmission(database: $0, logger: logger) }
+        clusterAdmission = admission
         let view = ClusterView()
-        let clusterFirer = clusterDatabase.map {
-            ClusterFirer(database: $0, view: view, identity: identity, runner: runner, jobs: config.jobs, timeZone: config.agent.timeZone, logger: logger)
+        let clusterWorker = admission.map { ClusterWorker(admission: $0, view: view, identity: identity, runner: runner, logger: logger) }
+        self.clusterWorker = clusterWorker
+        let clusterFirer = admission.map {
+            ClusterFirer(admission: $0, view: view, identity: identity, jobs: config.jobs, timeZone: config.agent.timeZone, logger: logger)
         }
         self.clusterFirer = clusterFirer
         let journal = self.store
-        clusterResults = clusterDatabase.map { ClusterResultSink(database: $0, store: journal, logger: logger) }
+        clusterResults = admission.map { ClusterResultSink(admission: $0, store: journal, logger: logger) }
         membership = clusterDatabase.map {
             ClusterMembership(database: $0, identity: identity, runner: runner, config: config, instance: instance, logger: logger, view: view) {
                 clusterWorker?.start()
@@ -112,12 +116,13 @@ public final class Agent: Sendable {
 
     /// The HTTP interface's responder (used by ``makeApplication(onReady:)`` and in-process tests).
     func makeResponder() -> AgentHTTPResponder {
-        AgentHTTPResponder(
-            api: SeedAPI(runner: runner, scheduler: scheduler, reporter: reporter, central: central, store: store, identity: identity,
-                         settings: config.agent, cronMode: config.cluster != nil ? "cluster" : config.scheduler != nil ? "central" : "local",
-                         clusterDispatcher: clusterDatabase.map { ClusterDispatcher(database: $0, runner: runner, logger: logger) }),
-            tokens: config.agent.tokens,
-            maxBodyBytes: config.agent.maxRequestBytes)
+        var api = SeedAPI(
+            runner: runner, scheduler: scheduler, reporter: reporter, central: central, store: store, identity: identity,
+            settings: config.agent, cronMode: config.cluster != nil ? "cluster" : config.scheduler != nil ? "central" : "local")
+        if let clusterAdmission, let membership {
+            api.cluster = ClusterSeedAPI(local: api, admission: clusterAdmission, membership: membership, identity: identity, logger: logger)
+        }
+        return AgentHTTPResponder(api: api, tokens: config.agent.tokens, maxBodyBytes: config.agent.maxRequestBytes)
     }
 
     /// The Hummingbird application bound to `listen`; `onReady` gets the bound port.

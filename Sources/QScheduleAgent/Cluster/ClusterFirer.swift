@@ -4,16 +4,14 @@ import PostgresNIO
 import ServiceLifecycle
 
 /// Fires the cluster's cron jobs (DESIGN §10, exactly-once fires): each fire is a task row
-/// whose id is `<job>:<scheduled ms>`, unique on (job, scheduled time), inserted in the same
-/// statement that picks its worker at random among the online, non-draining members that
-/// serve the job with `canSchedule`, and that notifies that worker. One agent per job fires
+/// whose id is `<job>:<scheduled ms>`, unique on (job, scheduled time), created and admitted
+/// to a worker in one transaction (``ClusterAdmission``). One agent per job fires
 /// (the first in rendezvous order), the second a moment later as a backup; both may run, one
 /// row results.
 final class ClusterFirer: Service, Sendable {
-    private let database: ClusterDatabase
+    private let admission: ClusterAdmission
     private let view: ClusterView
     private let identity: AgentIdentity
-    private let runner: TaskRunner
     private let jobs: [String: CronExpression]
     private let timeZone: TimeZone
     private let logger: Logger
@@ -21,11 +19,10 @@ final class ClusterFirer: Service, Sendable {
     /// How long after the scheduled time the backup inserts.
     static let backupDelayMs: Int64 = 2_000
 
-    init(database: ClusterDatabase, view: ClusterView, identity: AgentIdentity, runner: TaskRunner, jobs: [JobConfig], timeZone: TimeZone, logger: Logger) {
-        self.database = database
+    init(admission: ClusterAdmission, view: ClusterView, identity: AgentIdentity, jobs: [JobConfig], timeZone: TimeZone, logger: Logger) {
+        self.admission = admission
         self.view = view
         self.identity = identity
-        self.runner = runner
         self.jobs = Dictionary(uniqueKeysWithValues: jobs.compactMap { job in job.cron.map { (job.name, $0) } })
         self.timeZone = timeZone
         self.logger = logger
@@ -78,31 +75,18 @@ final class ClusterFirer: Service, Sendable {
         }
     }
 
-    /// Inserts the fire (nothing when it exists), picking and notifying its worker.
+    /// Creates the fire (nothing when it exists, is disabled or its job is busy under
+    /// `discard`); it waits `pending` when no worker or slot is free.
     func fire(job: String, scheduledAt: Int64) async {
-        guard await runner.isEnabled(job) == true else { return }
-        let id = "\(job):\(scheduledAt)"
-        let deadAfter = database.settings.deadAfter
+        let task = ClusterAdmission.NewTask(id: "\(job):\(scheduledAt)", job: job, scheduledAt: scheduledAt)
         do {
-            try await database.client.query("""
-                WITH chosen AS (
-                    SELECT m.address FROM qagent_member m JOIN qagent_member_job j ON j.address = m.address
-                    WHERE j.job = \(job) AND j.can_schedule AND NOT m.draining
-                        AND m.heartbeat_at > now() - make_interval(secs => \(deadAfter))
-                    ORDER BY random() LIMIT 1
-                ), inserted AS (
-                    INSERT INTO qagent_task (id, job, scheduled_at, worker, status)
-                    SELECT \(id), \(job), \(scheduledAt), (SELECT address FROM chosen),
-                        CASE WHEN EXISTS (SELECT 1 FROM chosen) THEN 'assigned' ELSE 'unassigned' END
-                    ON CONFLICT (job, scheduled_at) WHERE scheduled_at IS NOT NULL DO NOTHING
-                    RETURNING worker
-                )
-                SELECT pg_notify('qagent_task', worker) FROM inserted WHERE worker IS NOT NULL
-                """, logger: logger)
+            if case .refused(let reason) = try await admission.create(task), reason != .jobDisabled {
+                logger.notice("cluster fire skipped", metadata: ["job": "\(job)", "scheduled": "\(scheduledAt)", "reason": "\(reason.rawValue)"])
+            }
         } catch {
             logger.error("cluster fire failed", metadata: [
                 "job": "\(job)", "scheduled": "\(scheduledAt)",
-                "error": "\(ClusterError.describing(error, "fire", settings: database.settings))",
+                "error": "\(ClusterError.describing(error, "fire", settings: admission.database.settings))",
             ])
         }
     }

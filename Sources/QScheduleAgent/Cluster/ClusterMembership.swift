@@ -79,17 +79,19 @@ public final class ClusterMembership: Service, Sendable {
         await deregister()
     }
 
-    /// The member row and its jobs, replaced in one transaction.
+    /// The member row and its jobs, replaced in one transaction. The cluster's job rows take
+    /// this agent's definitions (the most recently started agent's definition is the
+    /// cluster's); a job new to the cluster starts enabled as this agent has it.
     func register() async throws {
         let address = identity.address
         let jobs = await runner.jobConfigs
         var names: [String] = []
         var definitions: [String] = []
-        var schedulable: [Bool] = []
+        var enabled: [Bool] = []
         for job in jobs {
             names.append(job.name)
             definitions.append(Self.definition(of: job).jsonText)
-            schedulable.append(await runner.canSchedule(job.name) ?? true)
+            enabled.append(await runner.isEnabled(job.name) ?? true)
         }
         let draining = await runner.isDraining
         let (instance, hostname, version) = (self.instance, ProcessInfo.processInfo.hostName, AgentVersion.current)
@@ -104,12 +106,25 @@ public final class ClusterMembership: Service, Sendable {
                 """, logger: logger)
             try await connection.query("DELETE FROM qagent_member_job WHERE address = \(address)", logger: logger)
             try await connection.query("""
-                INSERT INTO qagent_member_job (address, job, definition, can_schedule)
-                SELECT \(address), job, definition::jsonb, can_schedule
-                FROM unnest(\(names)::text[], \(definitions)::text[], \(schedulable)::boolean[]) AS t(job, definition, can_schedule)
+                INSERT INTO qagent_member_job (address, job, definition)
+                SELECT \(address), job, definition::jsonb FROM unnest(\(names)::text[], \(definitions)::text[]) AS t(job, definition)
+                """, logger: logger)
+            // Sorted, so that agents registering at once lock job rows in the same order.
+            try await connection.query("""
+                INSERT INTO qagent_job (job, enabled, definition, app_name, app_id)
+                SELECT job, enabled, definition::jsonb, \(appName), \(appID)
+                FROM unnest(\(names)::text[], \(definitions)::text[], \(enabled)::boolean[]) AS t(job, definition, enabled) ORDER BY job
+                ON CONFLICT (job) DO UPDATE SET definition = excluded.definition, app_name = excluded.app_name, app_id = excluded.app_id
                 """, logger: logger)
         }
         logger.notice("cluster member registered", metadata: ["address": "\(address)", "jobs": "\(names.count)"])
+    }
+
+    /// Publishes this agent's drain state at once (the heartbeat would within an interval).
+    func publishDraining() async throws {
+        let (address, instance, draining) = (identity.address, self.instance, await runner.isDraining)
+        try await database.client.query(
+            "UPDATE qagent_member SET draining = \(draining) WHERE address = \(address) AND instance = \(instance)", logger: logger)
     }
 
     /// Renews the heartbeat (and the drain state); `false` when this process has no row.
@@ -163,6 +178,7 @@ public final class ClusterMembership: Service, Sendable {
             "maxConcurrency": .int(Int64(job.maxConcurrency)),
             "maxQueued": .int(Int64(job.maxQueued)),
             "loadBalance": .string(job.loadBalance),
+            "consecutiveFailTimesAlertThreshold": .int(Int64(job.consecutiveFailTimesAlertThreshold)),
         ]
         fields["cron"] = job.cron.map { .string($0.description) } ?? .null
         fields["command"] = job.command.map { .array($0.map(JSONValue.string)) } ?? .null

@@ -5,16 +5,19 @@ import ServiceLifecycle
 
 /// Carries finished tasks' results from the local `cluster_outbox` into the cluster's task rows
 /// (DESIGN §10, results): at-least-once, in batches of up to 100, idempotent by task id and
-/// attempt (a row already holding a later attempt is left alone). The local entries are
+/// attempt (a row already holding a later attempt is left alone), with the jobs' `last*`
+/// fields; then the jobs' freed slots admit their next tasks. The local entries are
 /// removed only once PostgreSQL committed them, so a crash or a database outage loses nothing.
 final class ClusterResultSink: Service, Sendable {
     private let database: ClusterDatabase
+    private let admission: ClusterAdmission
     private let store: AgentStore
     private let logger: Logger
     static let batch = 100
 
-    init(database: ClusterDatabase, store: AgentStore, logger: Logger) {
-        self.database = database
+    init(admission: ClusterAdmission, store: AgentStore, logger: Logger) {
+        self.database = admission.database
+        self.admission = admission
         self.store = store
         self.logger = logger
     }
@@ -57,14 +60,31 @@ final class ClusterResultSink: Service, Sendable {
         let ends = results.map(\.endTime)
         let durations = results.map(\.duration)
         let messages = results.map(\.message)
-        try await database.client.query("""
-            UPDATE qagent_task t SET status = 'finished', result = r.result, attempt = r.attempt, start_time = r.start_time,
-                end_time = r.end_time, duration = r.duration, message = r.message
-            FROM unnest(\(ids)::text[], \(states)::integer[], \(attempts)::integer[], \(starts)::bigint[], \(ends)::bigint[],
-                        \(durations)::bigint[], \(messages)::text[]) AS r(id, result, attempt, start_time, end_time, duration, message)
-            WHERE t.id = r.id AND t.attempt <= r.attempt
+        // The task rows (a row holding a later attempt is left alone), then the jobs' last*
+        // fields from the newest result of each (never moving them back in time).
+        let rows = try await database.client.query("""
+            WITH r AS (
+                SELECT * FROM unnest(\(ids)::text[], \(states)::integer[], \(attempts)::integer[], \(starts)::bigint[],
+                    \(ends)::bigint[], \(durations)::bigint[], \(messages)::text[])
+                    AS r(id, result, attempt, start_time, end_time, duration, message)
+            ), done AS (
+                UPDATE qagent_task t SET status = 'finished', result = r.result, attempt = r.attempt, start_time = r.start_time,
+                    end_time = r.end_time, duration = r.duration, message = r.message
+                FROM r WHERE t.id = r.id AND t.attempt <= r.attempt
+                RETURNING t.job, r.result, r.start_time, r.end_time, r.duration
+            ), latest AS (
+                SELECT DISTINCT ON (job) * FROM done ORDER BY job, end_time DESC
+            ), jobs AS (
+                UPDATE qagent_job j SET last_run = l.start_time, last_state = l.result, last_duration = l.duration, last_update = l.end_time
+                FROM latest l WHERE j.job = l.job AND j.last_update <= l.end_time
+            )
+            SELECT job FROM latest
             """, logger: logger)
+        var jobs: [String] = []
+        for try await job in rows.decode(String.self) { jobs.append(job) }
         try await store.deleteClusterOutbox(upTo: last.seq)
+        // Their slots are free: the jobs' next pending tasks may go.
+        for job in jobs { try await admission.admit(job: job) }
         return results.count
     }
 }

@@ -9,7 +9,7 @@ import PostgresNIO
 /// so nothing is ever half-migrated. A schema newer than this binary knows is refused.
 enum ClusterSchema {
     /// The schema version this binary writes and reads.
-    static let currentVersion = 3
+    static let currentVersion = 4
     /// `pg_advisory_xact_lock` key: "qagent" in ASCII.
     static let lockKey: Int64 = 0x71_61_67_65_6E_74
 
@@ -71,6 +71,42 @@ enum ClusterSchema {
                 ADD COLUMN duration bigint,
                 ADD COLUMN message text NOT NULL DEFAULT ''
             """,
+        ],
+        4: [
+            // Cluster-wide job state (enabled, last*, the definition of the most recently
+            // started agent serving it, the round-robin counter). Its row is also the lock that
+            // serializes admissions of the job's tasks (overlap, max_concurrency cluster-wide).
+            """
+            CREATE TABLE qagent_job (
+                job text PRIMARY KEY,
+                enabled boolean NOT NULL,
+                definition jsonb NOT NULL,
+                app_name text NOT NULL,
+                app_id integer NOT NULL,
+                last_run bigint NOT NULL DEFAULT 0,
+                last_state integer NOT NULL DEFAULT 0,
+                last_duration bigint NOT NULL DEFAULT 0,
+                last_update bigint NOT NULL DEFAULT 0,
+                assignments bigint NOT NULL DEFAULT 0
+            )
+            """,
+            // workers/state.do: per job and address, outliving a member's restarts.
+            """
+            CREATE TABLE qagent_worker_switch (
+                job text NOT NULL,
+                address text NOT NULL,
+                can_schedule boolean NOT NULL,
+                PRIMARY KEY (job, address)
+            )
+            """,
+            "ALTER TABLE qagent_member_job DROP COLUMN can_schedule",
+            // Tasks wait `pending` until admitted (a free slot of the job and a worker);
+            // `pinned` keeps a dispatch's chosen worker, `refused_by` the last worker that
+            // handed it back.
+            "ALTER TABLE qagent_task ADD COLUMN pinned text, ADD COLUMN refused_by text",
+            "UPDATE qagent_task SET status = 'pending' WHERE status = 'unassigned'",
+            "CREATE INDEX qagent_task_job_open ON qagent_task (job, created_at) WHERE status <> 'finished'",
+            "CREATE INDEX qagent_task_finished ON qagent_task (end_time) WHERE status = 'finished'",
         ],
     ]
 

@@ -8,10 +8,14 @@ import ServiceLifecycle
 /// second as the fallback. A claim marks at most 16 rows `claimed` (`FOR UPDATE SKIP LOCKED`),
 /// then each is dispatched locally under its cluster id — idempotent, so rows claimed by a
 /// process that died before journaling them are dispatched again at the next start. A task
-/// the runner refuses (busy, overloaded, draining) is handed to another online worker, at most
-/// 3 times; then it stays `unassigned`.
+/// the runner refuses (overloaded, draining) is handed back for another worker, at most
+/// ``ClusterAdmission/maxHandbacks`` times. A `cover` notice stops the task it names. Every
+/// few seconds it admits the pending tasks of the jobs it fires (a worker came back, a slot
+/// freed while nobody was looking).
 final class ClusterWorker: Service, Sendable {
     private let database: ClusterDatabase
+    private let admission: ClusterAdmission
+    private let view: ClusterView
     private let identity: AgentIdentity
     private let runner: TaskRunner
     private let logger: Logger
@@ -19,10 +23,11 @@ final class ClusterWorker: Service, Sendable {
     private let wake: AsyncStream<Void>
     private let wakeContinuation: AsyncStream<Void>.Continuation
     static let claimBatch = 16
-    static let maxHandbacks = 3
 
-    init(database: ClusterDatabase, identity: AgentIdentity, runner: TaskRunner, logger: Logger) {
-        self.database = database
+    init(admission: ClusterAdmission, view: ClusterView, identity: AgentIdentity, runner: TaskRunner, logger: Logger) {
+        self.database = admission.database
+        self.admission = admission
+        self.view = view
         self.identity = identity
         self.runner = runner
         self.logger = logger
@@ -40,6 +45,7 @@ final class ClusterWorker: Service, Sendable {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.listen() }
                 group.addTask { await self.claimLoop() }
+                group.addTask { await self.sweepLoop() }
                 await group.next()
                 group.cancelAll()
             }
@@ -47,15 +53,21 @@ final class ClusterWorker: Service, Sendable {
     }
 
     /// Holds one connection listening on `qagent_task`; a notification naming this worker wakes
-    /// the claim loop. Reconnects after a second when the connection is lost.
+    /// the claim loop or stops a covered task. Reconnects after a second when the connection is lost.
     private func listen() async {
         let address = identity.address
         while !Task.isCancelled {
             do {
                 try await database.client.withConnection { connection in
                     try await connection.listen(on: "qagent_task") { notifications in
-                        for try await notification in notifications where notification.payload == address {
-                            self.wakeContinuation.yield()
+                        for try await notification in notifications {
+                            guard let notice = ClusterNotice(payload: notification.payload), notice.worker == address else { continue }
+                            switch notice {
+                            case .work:
+                                self.wakeContinuation.yield()
+                            case .cover(_, let taskID, let newer):
+                                _ = await self.runner.stop(taskID: taskID, because: .covered(by: newer))
+                            }
                         }
                     }
                 }
@@ -109,7 +121,9 @@ final class ClusterWorker: Service, Sendable {
         for task in tasks {
             let param = JSONValue(parsing: task.param) ?? .object([:])
             let trigger: TaskTrigger = task.scheduledAt == nil ? .dispatch : .cron
-            switch await runner.dispatch(job: task.job, param: param, taskID: task.id, trigger: trigger, scheduledAt: task.scheduledAt) {
+            let result = await runner.dispatch(
+                job: task.job, param: param, taskID: task.id, trigger: trigger, scheduledAt: task.scheduledAt, hostSwitches: false)
+            switch result {
             case .accepted:
                 break
             case .refused(let reason):
@@ -121,30 +135,36 @@ final class ClusterWorker: Service, Sendable {
         return tasks.count
     }
 
-    /// Gives a refused task to another online worker of its job (bounded), else leaves it unassigned.
+    /// Gives a refused task back for another worker (bounded; see ``ClusterAdmission/handBack``).
     private func handBack(_ id: String, job: String, reason: String) async {
-        let (address, deadAfter, limit) = (identity.address, database.settings.deadAfter, Self.maxHandbacks)
         do {
-            try await database.client.query("""
-                WITH chosen AS (
-                    SELECT m.address FROM qagent_member m JOIN qagent_member_job j ON j.address = m.address
-                    WHERE j.job = \(job) AND j.can_schedule AND NOT m.draining AND m.address <> \(address)
-                        AND m.heartbeat_at > now() - make_interval(secs => \(deadAfter))
-                    ORDER BY random() LIMIT 1
-                ), moved AS (
-                    UPDATE qagent_task SET handbacks = handbacks + 1, claimed_at = NULL,
-                        worker = CASE WHEN handbacks < \(limit) THEN (SELECT address FROM chosen) END,
-                        status = CASE WHEN handbacks < \(limit) AND EXISTS (SELECT 1 FROM chosen) THEN 'assigned' ELSE 'unassigned' END
-                    WHERE id = \(id) AND worker = \(address)
-                    RETURNING worker
-                )
-                SELECT pg_notify('qagent_task', worker) FROM moved WHERE worker IS NOT NULL
-                """, logger: logger)
+            try await admission.handBack(taskID: id, job: job, by: identity.address, reason: reason)
             logger.notice("cluster task handed back", metadata: ["task": "\(id)", "reason": "\(reason)"])
         } catch {
             logger.error("cluster hand-back failed", metadata: [
                 "task": "\(id)", "error": "\(ClusterError.describing(error, "hand back", settings: database.settings))",
             ])
+        }
+    }
+
+    /// Every heartbeat interval: admits pending tasks of the jobs this agent fires (rank 0), so
+    /// each job is swept by one agent, not by all.
+    private func sweepLoop() async {
+        let address = identity.address
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(database.settings.heartbeatInterval))
+            do {
+                let rows = try await database.client.query(
+                    "SELECT DISTINCT job FROM qagent_task WHERE status = 'pending'", logger: logger)
+                var jobs: [String] = []
+                for try await job in rows.decode(String.self) where view.fireRank(job: job, address: address) == 0 { jobs.append(job) }
+                for job in jobs where await runner.jobConfig(job) != nil { try await admission.admit(job: job) }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("cluster admission sweep failed", metadata: [
+                    "error": "\(ClusterError.describing(error, "sweep", settings: database.settings))",
+                ])
+            }
         }
     }
 }

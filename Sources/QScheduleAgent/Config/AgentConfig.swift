@@ -176,6 +176,14 @@ public enum OverlapPolicy: String, Sendable, CaseIterable {
     case cover
 }
 
+/// How the cluster picks the worker of a job's task among its online, non-draining workers
+/// with `canSchedule` (the seed's `loadBalance`; standalone, the host is the only worker).
+public enum LoadBalance: String, Sendable, CaseIterable {
+    case random
+    /// In turn, in address order, with one counter per job for the whole cluster.
+    case roundRobin = "round_robin"
+}
+
 /// One `[[job]]` entry.
 public struct JobConfig: Sendable {
     public var name: String

@@ -180,6 +180,7 @@ public enum ConfigLoader {
         let reader = TableReader(table: table, tableName: "job", index: index, label: "[[job]] \"\(name)\"", fileName: fileName, locator: locator)
         try reader.rejectUnknownKeys(allowed: [
             "name", "desc", "cron", "misfire", "command", "cwd", "env", "user", "recover", "max_attempts", "timeout", "overlap", "max_concurrency", "max_queued", "enabled",
+            "load_balance",
         ])
         var job = JobConfig(name: name)
         job.desc = try reader.string("desc") ?? ""
@@ -235,6 +236,7 @@ public enum ConfigLoader {
         job.maxConcurrency = try reader.int("max_concurrency", range: 1...100_000) ?? job.maxConcurrency
         job.maxQueued = try reader.int("max_queued", range: 0...1_000_000) ?? job.maxQueued
         job.enabled = try reader.bool("enabled") ?? job.enabled
+        job.loadBalance = try reader.choice("load_balance", LoadBalance.self)?.rawValue ?? job.loadBalance
         return job
     }
 

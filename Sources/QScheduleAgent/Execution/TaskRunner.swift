@@ -203,13 +203,16 @@ public actor TaskRunner: Service {
     /// Admits a task for `job`, journals it, and queues it to run.
     ///
     /// With a caller-given `taskID` the call is idempotent: a task id already journaled for
-    /// this job answers `accepted` again and does not run again.
+    /// this job answers `accepted` again and does not run again. `hostSwitches: false` is for
+    /// tasks admitted by an authority that keeps the job's on/off and worker switches itself
+    /// (the cluster); drain, queue limits and the outbox bound still apply.
     public func dispatch(
         job name: String,
         param: JSONValue,
         taskID requestedID: String? = nil,
         trigger: TaskTrigger = .dispatch,
-        scheduledAt: Int64? = nil
+        scheduledAt: Int64? = nil,
+        hostSwitches: Bool = true
     ) async -> DispatchResult {
         // A task journaled before recovery read the journal would be taken for a leftover.
         await recoverLeftovers()
@@ -222,9 +225,9 @@ public actor TaskRunner: Service {
             }
         }
         guard var slot = jobs[name] else { return .refused(.jobNotFound) }
-        guard slot.enabled else { return .refused(.jobDisabled) }
+        guard slot.enabled || !hostSwitches else { return .refused(.jobDisabled) }
         guard !draining else { return .refused(.draining) }
-        guard slot.canSchedule else { return .refused(.workerOffline) }
+        guard slot.canSchedule || !hostSwitches else { return .refused(.workerOffline) }
         switch slot.config.overlap {
         case .discard:
             if slot.active > 0 { return .refused(.jobBusy) }
@@ -322,9 +325,15 @@ public actor TaskRunner: Service {
     /// Asks a running task to stop (`499`), or removes a queued one. Returns `false` when
     /// no active task has this id.
     public func kill(taskID: String) async -> Bool {
+        await stop(taskID: taskID, because: .killed)
+    }
+
+    /// Stops a running task, or removes a queued one, recording `reason` (499 for a kill or a
+    /// cover). Returns `false` when no active task has this id.
+    func stop(taskID: String, because reason: StopReason) async -> Bool {
         for (name, slot) in jobs {
             if let running = slot.running[taskID] {
-                running.stop.yield(.killed)
+                running.stop.yield(reason)
                 return true
             }
             if let index = slot.queue.firstIndex(where: { $0.id == taskID }) {
@@ -332,8 +341,8 @@ public actor TaskRunner: Service {
                 waitingTotal -= 1
                 let now = Date().epochMilliseconds
                 await settle([TaskCompletion(
-                    taskID: taskID, job: name, result: .killed, startTime: now, endTime: now,
-                    message: StopReason.killed.message)])
+                    taskID: taskID, job: name, result: reason.result, startTime: now, endTime: now,
+                    message: reason.message)])
                 return true
             }
         }

@@ -2,7 +2,8 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 
-/// The agent's HTTP interface: the seven seed endpoints plus health, in one responder.
+/// The agent's HTTP interface: the seven seed endpoints plus health, in one responder. In
+/// cluster mode the seed endpoints answer for the whole cluster (``ClusterSeedAPI``).
 ///
 /// Order of checks for every request: route (404/405), token for `/api2` (`授权失败`),
 /// body size (413), then the endpoint's own validation. Nothing a client sends produces a
@@ -17,11 +18,18 @@ struct AgentHTTPResponder: HTTPResponder {
         var body: JSONValue?
         /// Query parameters (first value of each name).
         var query: [String: String] = [:]
+        /// The `Q-Server-Token` sent (for forwarding to a peer in cluster mode).
+        var token: String?
+        /// Sent by a peer agent with ``AgentHTTPResponder/forwardedHeader``: answer from this host's own state.
+        var forwarded = false
     }
 
     typealias Handler = @Sendable (SeedAPI, Call) async -> Response
 
     static let tokenHeader = HTTPField.Name("Q-Server-Token")!
+    /// Marks a request a cluster peer forwarded to the worker holding a task: answered from
+    /// this host's state, never forwarded again.
+    static let forwardedHeader = HTTPField.Name("Q-Agent-Forwarded")!
 
     let api: SeedAPI
     let tokens: TokenSet
@@ -40,19 +48,60 @@ struct AgentHTTPResponder: HTTPResponder {
         var table = RouteTable<Handler>()
         table.add(.get, "/healthz", requiresToken: false) { api, _ in api.health() }
         table.add(.get, "/readyz", requiresToken: false) { api, _ in await api.ready() }
-        table.add(.get, "/api/check/{}.do", requiresToken: false) { api, call in await api.check(ip: call.captured) }
-        table.add(.post, "/api2/jobs/on.do", requiresToken: true) { api, call in await api.setJobs(enabled: true, body: call.body) }
-        table.add(.post, "/api2/jobs/off.do", requiresToken: true) { api, call in await api.setJobs(enabled: false, body: call.body) }
-        table.add(.get, "/api2/jobs/{}.do", requiresToken: true) { api, call in await api.jobInfo(name: call.captured) }
-        table.add(.post, "/api2/tasks.do", requiresToken: true) { api, call in await api.dispatch(body: call.body) }
-        table.add(.post, "/api2/workers/state.do", requiresToken: true) { api, call in await api.setWorkers(body: call.body) }
-        table.add(.get, "/api2/workers/{}.do", requiresToken: true) { api, call in await api.workers(job: call.captured) }
-        table.add(.get, "/api2/agent/status.do", requiresToken: true) { api, _ in await api.status() }
-        table.add(.post, "/api2/agent/drain.do", requiresToken: true) { api, call in await api.drain(body: call.body) }
-        table.add(.post, "/api2/agent/resume.do", requiresToken: true) { api, _ in await api.resume() }
-        table.add(.post, "/api2/tasks/kill.do", requiresToken: true) { api, call in await api.killTask(body: call.body) }
-        table.add(.get, "/api2/tasks/{}.do", requiresToken: true) { api, call in await api.taskInfo(id: call.captured) }
-        table.add(.get, "/api2/tasks/{}/log.do", requiresToken: true) { api, call in await api.taskLog(id: call.captured, offset: call.query["offset"]) }
+        table.add(.get, "/api/check/{}.do", requiresToken: false) { api, call in
+            if let cluster = api.clusterWide(call) { return await cluster.check(ip: call.captured) }
+            return await api.check(ip: call.captured)
+        }
+        table.add(.post, "/api2/jobs/on.do", requiresToken: true) { api, call in
+            if let cluster = api.clusterWide(call) { return await cluster.setJobs(enabled: true, body: call.body) }
+            return await api.setJobs(enabled: true, body: call.body)
+        }
+        table.add(.post, "/api2/jobs/off.do", requiresToken: true) { api, call in
+            if let cluster = api.clusterWide(call) { return await cluster.setJobs(enabled: false, body: call.body) }
+            return await api.setJobs(enabled: false, body: call.body)
+        }
+        table.add(.get, "/api2/jobs/{}.do", requiresToken: true) { api, call in
+            if let cluster = api.clusterWide(call) { return await cluster.jobInfo(name: call.captured) }
+            return await api.jobInfo(name: call.captured)
+        }
+        table.add(.post, "/api2/tasks.do", requiresToken: true) { api, call in
+            if let cluster = api.clusterWide(call) { return await cluster.dispatch(body: call.body) }
+            return await api.dispatch(body: call.body)
+        }
+        table.add(.post, "/api2/workers/state.do", requiresToken: true) { api, call in
+            if let cluster = api.clusterWide(call) { return await cluster.setWorkers(body: call.body) }
+            return await api.setWorkers(body: call.body)
+        }
+        table.add(.get, "/api2/workers/{}.do", requiresToken: true) { api, call in
+            if let cluster = api.clusterWide(call) { return await cluster.workers(job: call.captured) }
+            return await api.workers(job: call.captured)
+        }
+        table.add(.get, "/api2/agent/status.do", requiresToken: true) { api, call in
+            if let cluster = api.clusterWide(call) { return await cluster.status() }
+            return await api.status()
+        }
+        table.add(.post, "/api2/agent/drain.do", requiresToken: true) { api, call in
+            if let cluster = api.clusterWide(call) { return await cluster.drain(body: call.body) }
+            return await api.drain(body: call.body)
+        }
+        table.add(.post, "/api2/agent/resume.do", requiresToken: true) { api, call in
+            if let cluster = api.clusterWide(call) { return await cluster.resume() }
+            return await api.resume()
+        }
+        table.add(.post, "/api2/tasks/kill.do", requiresToken: true) { api, call in
+            if let cluster = api.clusterWide(call) { return await cluster.killTask(body: call.body, token: call.token) }
+            return await api.killTask(body: call.body)
+        }
+        table.add(.get, "/api2/tasks/{}.do", requiresToken: true) { api, call in
+            if let cluster = api.clusterWide(call) { return await cluster.taskInfo(id: call.captured, token: call.token) }
+            return await api.taskInfo(id: call.captured)
+        }
+        table.add(.get, "/api2/tasks/{}/log.do", requiresToken: true) { api, call in
+            if let cluster = api.clusterWide(call) {
+                return await cluster.taskLog(id: call.captured, offset: call.query["offset"], token: call.token)
+            }
+            return await api.taskLog(id: call.captured, offset: call.query["offset"])
+        }
         return table
     }
 
@@ -90,7 +139,10 @@ struct AgentHTTPResponder: HTTPResponder {
         for (name, value) in request.uri.queryParameters where query[String(name)] == nil {
             query[String(name)] = String(value)
         }
-        return await route.handler(api, Call(captured: captured, body: body, query: query))
+        let call = Call(
+            captured: captured, body: body, query: query, token: request.headers[Self.tokenHeader],
+            forwarded: request.headers[Self.forwardedHeader] != nil)
+        return await route.handler(api, call)
     }
 
     private static func tooLarge(_ limit: Int) -> Response {

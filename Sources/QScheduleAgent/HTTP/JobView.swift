@@ -17,6 +17,9 @@ struct JobView: Encodable, Sendable {
     var lastUpdate: Int64
     /// 0 while the job has no next fire on this agent.
     var nextRun: Int64
+    /// Cluster mode: members whose definition of the job differs from the cluster's (the
+    /// most recently started agent's); absent when all agree.
+    var differingWorkers: [String]?
 
     init(config: JobConfig, settings: AgentSettings, enabled: Bool, state: JobStateRecord, nextRun: Int64 = 0) {
         appId = settings.appID
@@ -35,6 +38,13 @@ struct JobView: Encodable, Sendable {
         lastUpdate = state.lastUpdate
         self.nextRun = nextRun
     }
+
+    /// `/api/check`'s reading: active since `since` (its oldest running or queued task).
+    mutating func markActive(since: Int64, now: Int64) {
+        lastRun = since
+        lastDuration = max(0, now - since)
+        lastUpdate = now
+    }
 }
 
 /// One entry of `GET /api2/workers/$job_name.do`.
@@ -44,4 +54,8 @@ struct WorkerView: Encodable, Sendable {
     /// The seed writes the worker address here too.
     var hostname: String
     var jobName: String
+    /// Cluster mode: the heartbeat is younger than `dead_after`.
+    var online: Bool?
+    /// Cluster mode: the member is draining (gets no new tasks).
+    var draining: Bool?
 }

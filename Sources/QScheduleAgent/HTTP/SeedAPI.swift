@@ -12,8 +12,14 @@ struct SeedAPI: Sendable {
     let settings: AgentSettings
     /// Who fires cron jobs: `local` (this agent), `central` (`[scheduler] url`), `cluster`.
     var cronMode: String = "local"
-    /// Cluster mode: dispatches create cluster tasks instead of local ones.
-    var clusterDispatcher: ClusterDispatcher?
+    /// Cluster mode: the endpoints answered for the whole cluster (DESIGN §10).
+    var cluster: ClusterSeedAPI?
+
+    /// The cluster-wide endpoints for `call`, unless this agent runs standalone or the call
+    /// was forwarded by a peer (then this host answers from its own state).
+    func clusterWide(_ call: AgentHTTPResponder.Call) -> ClusterSeedAPI? {
+        call.forwarded ? nil : cluster
+    }
 
     // MARK: Health
 
@@ -39,15 +45,20 @@ struct SeedAPI: Sendable {
 
     /// `GET /api2/agent/status.do`.
     func status() async -> Response {
+        EnvelopeResponse.data(await statusView())
+    }
+
+    /// What `status.do` shows of this agent.
+    func statusView() async -> StatusView {
         let counts = await runner.counts
         let cronCounts = await scheduler?.counts ?? CronScheduler.Counters()
         let cronJobs = await runner.jobConfigs.filter { $0.cron != nil }.count
-        return EnvelopeResponse.data(StatusView(
+        return StatusView(
             address: identity.address, version: AgentVersion.current, draining: await runner.isDraining,
             drainingSince: await runner.drainingSince, shuttingDown: await runner.shuttingDown,
             running: counts.running, queued: counts.waiting, runningTasks: await runner.runningTaskIDs,
             cron: .init(mode: cronMode, jobs: cronJobs, fires: cronCounts.fires, skips: cronCounts.skips),
-            report: await reporter?.snapshot(), central: await central?.snapshot()))
+            report: await reporter?.snapshot(), central: await central?.snapshot())
     }
 
     /// `POST /api2/agent/drain.do` (`{"forceLocal":true}` optional): stop intake; running and
@@ -130,35 +141,50 @@ struct SeedAPI: Sendable {
 
     // MARK: Tasks
 
+    /// A valid `POST /api2/tasks.do` body.
+    struct DispatchRequest: Sendable {
+        var job: String
+        var param: JSONValue
+        var taskID: String?
+        /// Cluster mode: `"worker":"ip:port"` pins the task to one member.
+        var worker: String?
+
+        /// Parses `body`, or answers `参数错误`; `worker` is read only when `allowsWorker`.
+        static func parse(_ body: JSONValue?, allowsWorker: Bool) -> Result<DispatchRequest, Response.Failure> {
+            let invalid = Response.Failure(EnvelopeResponse.failure(SeedMessage.badRequest))
+            guard let object = body?.objectValue, let job = object["job"]?.stringValue, Identifier.isJobName(job) else {
+                return .failure(invalid)
+            }
+            var request = DispatchRequest(job: job, param: .object([:]))
+            switch object["param"] {
+            case nil, .null?: break
+            case .object?: request.param = object["param"]!
+            default: return .failure(invalid)
+            }
+            if let given = object["taskId"] {
+                guard let text = given.stringValue, Identifier.isTaskID(text) else { return .failure(invalid) }
+                request.taskID = text
+            }
+            if let pinned = object["worker"], allowsWorker {
+                guard let text = pinned.stringValue, let address = ListenAddress(parsing: text) else { return .failure(invalid) }
+                request.worker = address.description
+            }
+            return .success(request)
+        }
+    }
+
     /// `POST /api2/tasks.do`: run the job on this host now. `ret:true` means journaled.
     func dispatch(body: JSONValue?) async -> Response {
-        guard let object = body?.objectValue, let job = object["job"]?.stringValue, Identifier.isJobName(job) else {
-            return EnvelopeResponse.failure(SeedMessage.badRequest)
+        switch DispatchRequest.parse(body, allowsWorker: false) {
+        case .failure(let answer):
+            return answer.response
+        case .success(let request):
+            return Self.answer(await runner.dispatch(job: request.job, param: request.param, taskID: request.taskID))
         }
-        let param: JSONValue
-        switch object["param"] {
-        case nil, .null?: param = .object([:])
-        case .object?: param = object["param"]!
-        default: return EnvelopeResponse.failure(SeedMessage.badRequest)
-        }
-        var taskID: String?
-        if let given = object["taskId"] {
-            guard let text = given.stringValue, Identifier.isTaskID(text) else {
-                return EnvelopeResponse.failure(SeedMessage.badRequest)
-            }
-            taskID = text
-        }
-        // Cluster mode: `"worker":"ip:port"` pins the task to one member.
-        var worker: String?
-        if let pinned = object["worker"], clusterDispatcher != nil {
-            guard let text = pinned.stringValue, ListenAddress(parsing: text) != nil else { return EnvelopeResponse.failure(SeedMessage.badRequest) }
-            worker = text
-        }
-        let result = if let clusterDispatcher {
-            await clusterDispatcher.dispatch(job: job, param: param, taskID: taskID, worker: worker)
-        } else {
-            await runner.dispatch(job: job, param: param, taskID: taskID)
-        }
+    }
+
+    /// The envelope for a dispatch's result.
+    static func answer(_ result: DispatchResult) -> Response {
         switch result {
         case .accepted(let id):
             return EnvelopeResponse.success(message: id)
@@ -267,29 +293,12 @@ struct SeedAPI: Sendable {
     /// `POST /api2/workers/state.do`: take known workers on or offline. This agent knows
     /// itself only, so taking it offline leaves the job no worker and is refused.
     func setWorkers(body: JSONValue?) async -> Response {
-        guard let object = body?.objectValue, let job = object["jobName"]?.stringValue, Identifier.isJobName(job) else {
-            return EnvelopeResponse.failure(SeedMessage.badRequest)
+        let job: String
+        let wanted: [(address: ListenAddress, online: Bool)]
+        switch WorkersRequest.parse(body) {
+        case .failure(let answer): return answer.response
+        case .success(let request): (job, wanted) = (request.job, request.wanted)
         }
-        let workers: [String: JSONValue]
-        switch object["workers"] {
-        case .string(let text)?:
-            guard let parsed = JSONValue(parsing: text)?.objectValue else {
-                return EnvelopeResponse.failure(SeedMessage.workersJSONInvalid)
-            }
-            workers = parsed
-        case .object(let parsed)?:
-            workers = parsed
-        default:
-            return EnvelopeResponse.failure(SeedMessage.badRequest)
-        }
-        var wanted: [(address: ListenAddress, online: Bool)] = []
-        for (key, value) in workers {
-            guard let address = ListenAddress(parsing: key), IPAddress(address.host) != nil, let online = value.boolValue else {
-                return EnvelopeResponse.failure(SeedMessage.workersJSONInvalid)
-            }
-            wanted.append((address, online))
-        }
-        guard !wanted.isEmpty else { return EnvelopeResponse.failure(SeedMessage.workersJSONInvalid) }
         guard await runner.jobConfig(job) != nil else {
             return EnvelopeResponse.failure(SeedMessage.operationFailed, reason: FailureReason.jobNotFound)
         }
@@ -309,6 +318,40 @@ struct SeedAPI: Sendable {
         return EnvelopeResponse.success(message: SeedMessage.ok)
     }
 
+    /// A valid `POST /api2/workers/state.do` body.
+    struct WorkersRequest: Sendable {
+        var job: String
+        var wanted: [(address: ListenAddress, online: Bool)]
+
+        /// Parses `body` (workers as a string holding JSON, or an object), or answers
+        /// `参数错误` / `workers json 格式非法`.
+        static func parse(_ body: JSONValue?) -> Result<WorkersRequest, Response.Failure> {
+            guard let object = body?.objectValue, let job = object["jobName"]?.stringValue, Identifier.isJobName(job) else {
+                return .failure(.init(EnvelopeResponse.failure(SeedMessage.badRequest)))
+            }
+            let invalidJSON = Response.Failure(EnvelopeResponse.failure(SeedMessage.workersJSONInvalid))
+            let workers: [String: JSONValue]
+            switch object["workers"] {
+            case .string(let text)?:
+                guard let parsed = JSONValue(parsing: text)?.objectValue else { return .failure(invalidJSON) }
+                workers = parsed
+            case .object(let parsed)?:
+                workers = parsed
+            default:
+                return .failure(.init(EnvelopeResponse.failure(SeedMessage.badRequest)))
+            }
+            var wanted: [(address: ListenAddress, online: Bool)] = []
+            for (key, value) in workers {
+                guard let address = ListenAddress(parsing: key), IPAddress(address.host) != nil, let online = value.boolValue else {
+                    return .failure(invalidJSON)
+                }
+                wanted.append((address, online))
+            }
+            guard !wanted.isEmpty else { return .failure(invalidJSON) }
+            return .success(WorkersRequest(job: job, wanted: wanted))
+        }
+    }
+
     // MARK: Check
 
     /// `GET /api/check/$ip.do`: every job with a running or queued task on this host.
@@ -317,13 +360,22 @@ struct SeedAPI: Sendable {
         guard identity.isThisHost(ip) else {
             return EnvelopeResponse.failure(SeedMessage.queryFailed, reason: FailureReason.notThisHost)
         }
+        switch await activeJobViews() {
+        case .failure(let failure): return failure.response
+        case .success(let views): return EnvelopeResponse.data(views)
+        }
+    }
+
+    /// Every job with a running or queued task on this host, as `/api/check` shows it:
+    /// `lastRun` = its oldest start (or acceptance), `lastDuration` = now − that, `lastUpdate` = now.
+    func activeJobViews() async -> Result<[JobView], Response.Failure> {
         let active = await runner.activeJobs()
-        guard !active.isEmpty else { return EnvelopeResponse.data([JobView]()) }
+        guard !active.isEmpty else { return .success([]) }
         let states: [String: JobStateRecord]
         do {
             states = try store.jobStates()
         } catch {
-            return EnvelopeResponse.failure(SeedMessage.queryFailed, reason: FailureReason.storeUnavailable)
+            return .failure(.init(EnvelopeResponse.failure(SeedMessage.queryFailed, reason: FailureReason.storeUnavailable)))
         }
         let now = Date().epochMilliseconds
         var views: [JobView] = []
@@ -332,12 +384,9 @@ struct SeedAPI: Sendable {
             var view = JobView(
                 config: config, settings: settings, enabled: enabled,
                 state: states[job.name] ?? JobStateRecord(name: job.name), nextRun: await nextRun(config))
-            let since = job.oldestStart ?? job.oldestQueued ?? now
-            view.lastRun = since
-            view.lastDuration = max(0, now - since)
-            view.lastUpdate = now
+            view.markActive(since: job.oldestStart ?? job.oldestQueued ?? now, now: now)
             views.append(view)
         }
-        return EnvelopeResponse.data(views)
+        return .success(views)
     }
 }

@@ -34,6 +34,12 @@ public enum FailureReason {
     public static let headersTooLarge = "headers_too_large"
     /// Cluster mode: the cluster's database could not be reached.
     public static let clusterUnavailable = "cluster_unavailable"
+    /// Cluster mode: the job (or task) belongs to another application than the token's.
+    public static let otherApp = "other_app"
+    /// Cluster mode: `/api/check` for an IP that is neither this host nor a member.
+    public static let unknownHost = "unknown_host"
+    /// Cluster mode: the worker holding the task did not answer a forwarded request.
+    public static let workerUnreachable = "worker_unreachable"
     /// The request's body did not arrive within `read_timeout`.
     public static let requestTimeout = "request_timeout"
     public static let taskNotFound = "task_not_found"

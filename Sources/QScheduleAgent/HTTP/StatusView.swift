@@ -25,4 +25,19 @@ struct StatusView: Encodable, Sendable {
     var report: Reporter.Snapshot?
     /// The central scheduler drains are told about; absent without `[scheduler] url`.
     var central: CentralWorkers.Snapshot?
+    /// Cluster mode: the cluster as the database shows it; absent standalone.
+    var cluster: Cluster?
+
+    struct Cluster: Encodable, Sendable {
+        /// Whether the database answered.
+        var reachable: Bool
+        var members: Int?
+        /// Members whose heartbeat is younger than `dead_after`.
+        var online: Int?
+        var draining: Int?
+        /// Cluster tasks waiting for a slot or a worker.
+        var pendingTasks: Int?
+        /// Cluster tasks assigned to or claimed by a worker.
+        var activeTasks: Int?
+    }
 }

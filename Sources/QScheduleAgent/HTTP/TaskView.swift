@@ -18,6 +18,8 @@ struct TaskView: Encodable, Sendable {
     var signal: Int32?
     var message: String
     var progress: TaskProgress.Snapshot?
+    /// Cluster mode, answered from the cluster's database: the worker assigned the task.
+    var worker: String?
 
     init(_ record: TaskRecord, live: (status: TaskStatus, progress: TaskProgress.Snapshot?)?) {
         taskId = record.id

@@ -68,10 +68,11 @@ public struct HTTPTransport: Sendable {
         self.timeout = timeout
     }
 
-    /// Sends one request; `token` goes in `Q-Server-Token`, `body` as JSON.
-    public func send(_ method: String, _ url: URL, token: String?, body: Data? = nil) async throws(Failure) -> Reply {
+    /// Sends one request; `token` goes in `Q-Server-Token`, `body` as JSON, then `headers`.
+    public func send(_ method: String, _ url: URL, token: String?, body: Data? = nil, headers: [String: String] = [:]) async throws(Failure) -> Reply {
         var request = URLRequest(url: url, timeoutInterval: timeout)
         request.httpMethod = method
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         if let token { request.setValue(token, forHTTPHeaderField: "Q-Server-Token") }
         if let body {
             request.httpBody = body

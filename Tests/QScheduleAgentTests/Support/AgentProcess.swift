@@ -35,14 +35,15 @@ final class AgentProcess: @unchecked Sendable {
     /// `wrapper` runs the agent through another program (e.g. `unshare` to make it PID 1).
     /// `ip` is the loopback address it listens on and advertises (127.0.0.2, ... for cluster
     /// tests: each agent an IP of its own); `port` 0 lets the system choose; `tail` is appended
-    /// after the jobs (tables such as `[cluster]`).
+    /// after the jobs (tables such as `[cluster]`); `appName` replaces the test app's name.
     static func start(
         jobs: String, dataDir: String? = nil, agentExtra: String = "", wrapper: [String] = [],
-        ip: String = "127.0.0.1", port: Int = 0, tail: String = "", environment: [String: String]? = nil
+        ip: String = "127.0.0.1", port: Int = 0, tail: String = "", environment: [String: String]? = nil, appName: String? = nil
     ) async throws -> AgentProcess {
         let dir = try dataDir ?? makeTemporaryDirectory()
         let configPath = dir + "/agent.conf"
         let agent = agentTOML(dataDir: dir, extra: agentExtra)
+            .replacingOccurrences(of: "app_name = \"qschedule.test\"", with: "app_name = \"\(appName ?? "qschedule.test")\"")
             .replacingOccurrences(of: "listen = \"127.0.0.1:0\"", with: "listen = \"\(ip):\(port)\"")
             .replacingOccurrences(of: "advertise_ip = \"127.0.0.1\"", with: "advertise_ip = \"\(ip)\"")
         try (agent + jobs.replacingOccurrences(of: "$DATA_DIR", with: dir) + "\n" + tail)
