@@ -174,7 +174,7 @@ struct ClusterTests {
         }
     }
 
-    @Test("results: delivered from the local outbox in one batch, idempotent; a late result of an earlier attempt changes nothing")
+    @Test("results: delivered from the local outbox in one batch, idempotent; a late result of an earlier attempt changes nothing; retention prunes old finished rows")
     func results() async throws {
         try await TestPostgres.with { server in
             let database = ClusterDatabase(settings: server.settings, logger: Self.logger)
@@ -205,6 +205,14 @@ struct ClusterTests {
                 try await store.finishTask(TaskCompletion(taskID: "t-new", job: "j", result: .succeeded, startTime: 2000, endTime: 2500, message: "exit code 0"))
                 #expect(try await sink.deliverBatch() == 1)
                 #expect(try server.psql("SELECT status, result, attempt FROM qagent_task WHERE id = 't-new'") == "finished|200|1")
+                // Retention: finished rows older than retention_days go (t-new ended in 1970, t-old
+                // 8 days ago); open ones stay, whatever their age.
+                let old = Date().addingTimeInterval(-8 * 86_400).epochMilliseconds
+                try server.psql("""
+                    INSERT INTO qagent_task (id, job, status, end_time) VALUES ('t-old', 'j', 'finished', \(old)), ('t-open', 'j', 'pending', NULL)
+                    """)
+                #expect(try await ClusterWorker.prune(database: database, retentionDays: 7, logger: Self.logger) == 2)
+                #expect(try server.psql("SELECT string_agg(id, ',' ORDER BY id) FROM qagent_task") == "t-late,t-open")
             }
         }
     }

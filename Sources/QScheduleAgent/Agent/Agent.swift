@@ -94,7 +94,8 @@ public final class Agent: Sendable {
         let admission = clusterDatabase.map { ClusterAdmission(database: $0, logger: logger) }
         clusterAdmission = admission
         let view = ClusterView()
-        let clusterWorker = admission.map { ClusterWorker(admission: $0, view: view, identity: identity, runner: runner, logger: logger) }
+        let clusterWorker = admission.map { ClusterWorker(
+                admission: $0, view: view, identity: identity, runner: runner, retentionDays: config.agent.retentionDays, logger: logger) }
         self.clusterWorker = clusterWorker
         let clusterFirer = admission.map {
             ClusterFirer(admission: $0, view: view, identity: identity, jobs: config.jobs, timeZone: config.agent.timeZone, logger: logger)

@@ -23,8 +23,16 @@ final class ClusterWorker: Service, Sendable {
     private let wake: AsyncStream<Void>
     private let wakeContinuation: AsyncStream<Void>.Continuation
     static let claimBatch = 16
+    /// How often each agent deletes finished cluster tasks older than `retention_days`.
+    static let pruneInterval = Duration.seconds(600)
+    /// Rows one prune deletes at most (a long backlog goes over several rounds).
+    static let pruneBatch = 5_000
 
-    init(admission: ClusterAdmission, view: ClusterView, identity: AgentIdentity, runner: TaskRunner, logger: Logger) {
+    /// Finished cluster tasks are kept this many days (`[agent] retention_days`, as the local journal).
+    private let retentionDays: Int
+
+    init(admission: ClusterAdmission, view: ClusterView, identity: AgentIdentity, runner: TaskRunner, retentionDays: Int, logger: Logger) {
+        self.retentionDays = retentionDays
         self.database = admission.database
         self.admission = admission
         self.view = view
@@ -151,8 +159,13 @@ final class ClusterWorker: Service, Sendable {
     /// each job is swept by one agent, not by all.
     private func sweepLoop() async {
         let address = identity.address
+        var lastPrune = ContinuousClock.now
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(database.settings.heartbeatInterval))
+            if ContinuousClock.now - lastPrune > Self.pruneInterval {
+                lastPrune = ContinuousClock.now
+                await prune()
+            }
             do {
                 let rows = try await database.client.query(
                     "SELECT DISTINCT job FROM qagent_task WHERE status = 'pending'", logger: logger)
@@ -166,5 +179,31 @@ final class ClusterWorker: Service, Sendable {
                 ])
             }
         }
+    }
+
+    /// The cluster's task table stays bounded: finished tasks older than the retention go.
+    func prune() async {
+        do {
+            try await Self.prune(database: database, retentionDays: retentionDays, logger: logger)
+        } catch {
+            logger.warning("cluster task pruning failed", metadata: ["error": "\(ClusterError.describing(error, "prune", settings: database.settings))"])
+        }
+    }
+
+    /// Deletes up to ``pruneBatch`` finished tasks that ended more than `retentionDays` ago,
+    /// oldest first; returns how many.
+    @discardableResult
+    static func prune(database: ClusterDatabase, retentionDays: Int, logger: Logger) async throws -> Int {
+        let cutoff = Date().addingTimeInterval(-Double(retentionDays) * 86_400).epochMilliseconds
+        let rows = try await database.client.query("""
+            WITH gone AS (
+                DELETE FROM qagent_task WHERE id IN (
+                    SELECT id FROM qagent_task WHERE status = 'finished' AND end_time < \(cutoff) ORDER BY end_time LIMIT \(pruneBatch))
+                RETURNING 1
+            )
+            SELECT count(*) FROM gone
+            """, logger: logger)
+        for try await count in rows.decode(Int.self) { return count }
+        return 0
     }
 }
