@@ -48,8 +48,19 @@ struct ClusterAdmission: Sendable {
     /// Creates `task` unless its id exists, then admits what the job's slots allow.
     func create(_ task: NewTask) async throws -> Outcome {
         try await database.client.withTransaction(logger: logger) { connection in
-            if let existing = try await existingTask(task.id, connection) { return existing }
-            guard var state = try await lockedState(job: task.job, connection) else { return .refused(.jobNotFound) }
+            // Lock the job's row, and see whether the id exists (a race on it is caught by the insert).
+            var locked = false
+            let lockRows = try await connection.query("""
+                SELECT (SELECT job FROM qagent_task WHERE id = \(task.id)), (SELECT param FROM qagent_task WHERE id = \(task.id))
+                FROM qagent_job WHERE job = \(task.job) FOR UPDATE
+                """, logger: logger)
+            for try await (existingJob, existingParam) in lockRows.decode((String?, String?).self) {
+                if let existingJob, let existingParam { return .exists(job: existingJob, param: existingParam) }
+                locked = true
+            }
+            guard locked, var state = try await openState(job: task.job, connection) else {
+                return try await existingTask(task.id, connection) ?? .refused(.jobNotFound)
+            }
             if let refusal = refusal(for: task, in: state) { return .refused(refusal) }
             if state.policy.overlap == .cover { try await cover(&state, by: task.id, connection) }
             let inserted = try await connection.query("""
@@ -67,6 +78,14 @@ struct ClusterAdmission: Sendable {
             try await assign(state, connection)
             return .created
         }
+    }
+
+    /// Whether a task with this id exists: one statement outside any transaction, so that a
+    /// fire's backup finds the owner's row cheaply.
+    func exists(_ id: String) async throws -> Bool {
+        let rows = try await database.client.query("SELECT 1 FROM qagent_task WHERE id = \(id)", logger: logger)
+        for try await _ in rows { return true }
+        return false
     }
 
     /// Admits the pending tasks of `job` that its free slots and workers allow (after a result
@@ -160,41 +179,46 @@ struct ClusterAdmission: Sendable {
         return try await openState(job: job, connection)
     }
 
-    /// Reads the job (its row already locked by this transaction): policy, workers, open tasks.
+    /// Reads the job (its row already locked by this transaction) in one statement: policy,
+    /// workers, open tasks (oldest first).
     private func openState(job: String, _ connection: PostgresConnection) async throws -> JobState? {
-        var state: JobState?
-        let jobRows = try await connection.query(
-            "SELECT enabled, definition::text, assignments FROM qagent_job WHERE job = \(job)", logger: logger)
-        for try await (enabled, definition, assignments) in jobRows.decode((Bool, String, Int64).self) {
-            state = JobState(
-                job: job, enabled: enabled, policy: ClusterJobPolicy(definition: JSONValue(parsing: definition) ?? .object([:])),
-                assignments: assignments, serving: [], eligible: [], active: [], pending: [])
-        }
-        guard var state else { return nil }
         let deadAfter = database.settings.deadAfter
-        let workers = try await connection.query("""
-            SELECT m.address, m.heartbeat_at > now() - make_interval(secs => \(deadAfter)) AND NOT m.draining AND coalesce(s.can_schedule, true)
-            FROM qagent_member_job j JOIN qagent_member m ON m.address = j.address
-            LEFT JOIN qagent_worker_switch s ON s.job = j.job AND s.address = j.address
-            WHERE j.job = \(job)
+        let rows = try await connection.query("""
+            WITH w AS (
+                SELECT m.address, m.heartbeat_at > now() - make_interval(secs => \(deadAfter)) AND NOT m.draining
+                    AND coalesce(s.can_schedule, true) AS eligible
+                FROM qagent_member_job j JOIN qagent_member m ON m.address = j.address
+                LEFT JOIN qagent_worker_switch s ON s.job = j.job AND s.address = j.address
+                WHERE j.job = \(job)
+            ), t AS (
+                SELECT id, status, coalesce(worker, '') AS worker, coalesce(pinned, '') AS pinned, coalesce(refused_by, '') AS refused_by, created_at
+                FROM qagent_task WHERE job = \(job) AND status <> 'finished'
+            )
+            SELECT enabled, definition::text, assignments,
+                ARRAY(SELECT address FROM w ORDER BY address), ARRAY(SELECT eligible FROM w ORDER BY address),
+                ARRAY(SELECT id FROM t ORDER BY created_at, id), ARRAY(SELECT status FROM t ORDER BY created_at, id),
+                ARRAY(SELECT worker FROM t ORDER BY created_at, id), ARRAY(SELECT pinned FROM t ORDER BY created_at, id),
+                ARRAY(SELECT refused_by FROM t ORDER BY created_at, id)
+            FROM qagent_job WHERE job = \(job)
             """, logger: logger)
-        for try await (address, eligible) in workers.decode((String, Bool).self) {
-            state.serving.insert(address)
-            if eligible { state.eligible.append(address) }
-        }
-        state.eligible.sort()
-        let open = try await connection.query("""
-            SELECT id, status, worker, pinned, refused_by FROM qagent_task
-            WHERE job = \(job) AND status <> 'finished' ORDER BY created_at, id
-            """, logger: logger)
-        for try await (id, status, worker, pinned, refusedBy) in open.decode((String, String, String?, String?, String?).self) {
-            if status == "pending" {
-                state.pending.append(.init(id: id, pinned: pinned, refusedBy: refusedBy))
-            } else {
-                state.active.append(.init(id: id, worker: worker, claimed: status == "claimed"))
+        typealias Row = (Bool, String, Int64, [String], [Bool], [String], [String], [String], [String], [String])
+        for try await row in rows.decode(Row.self) {
+            let (enabled, definition, assignments, addresses, eligible, ids, statuses, workers, pinned, refusedBy) = row
+            var state = JobState(
+                job: job, enabled: enabled, policy: ClusterJobPolicy(definition: JSONValue(parsing: definition) ?? .object([:])),
+                assignments: assignments, serving: Set(addresses), eligible: zip(addresses, eligible).filter(\.1).map(\.0),
+                active: [], pending: [])
+            func text(_ value: String) -> String? { value.isEmpty ? nil : value }
+            for index in ids.indices {
+                if statuses[index] == "pending" {
+                    state.pending.append(.init(id: ids[index], pinned: text(pinned[index]), refusedBy: text(refusedBy[index])))
+                } else {
+                    state.active.append(.init(id: ids[index], worker: text(workers[index]), claimed: statuses[index] == "claimed"))
+                }
             }
+            return state
         }
-        return state
+        return nil
     }
 
     // MARK: Decisions

@@ -64,7 +64,7 @@ final class ClusterFirer: Service, Sendable {
             case 1:
                 Task {
                     try await Task.sleep(for: .milliseconds(Self.backupDelayMs))
-                    await self.fire(job: entry.job, scheduledAt: entry.time)
+                    await self.fire(job: entry.job, scheduledAt: entry.time, asBackup: true)
                 }
             default:
                 break
@@ -77,9 +77,11 @@ final class ClusterFirer: Service, Sendable {
 
     /// Creates the fire (nothing when it exists, is disabled or its job is busy under
     /// `discard`); it waits `pending` when no worker or slot is free.
-    func fire(job: String, scheduledAt: Int64) async {
+    /// `asBackup`: look first (one cheap statement), since the owner has most likely fired.
+    func fire(job: String, scheduledAt: Int64, asBackup: Bool = false) async {
         let task = ClusterAdmission.NewTask(id: "\(job):\(scheduledAt)", job: job, scheduledAt: scheduledAt)
         do {
+            if asBackup, try await admission.exists(task.id) { return }
             if case .refused(let reason) = try await admission.create(task), reason != .jobDisabled {
                 logger.notice("cluster fire skipped", metadata: ["job": "\(job)", "scheduled": "\(scheduledAt)", "reason": "\(reason.rawValue)"])
             }

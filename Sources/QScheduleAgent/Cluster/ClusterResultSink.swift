@@ -78,12 +78,12 @@ final class ClusterResultSink: Service, Sendable {
                 UPDATE qagent_job j SET last_run = l.start_time, last_state = l.result, last_duration = l.duration, last_update = l.end_time
                 FROM latest l WHERE j.job = l.job AND j.last_update <= l.end_time
             )
-            SELECT job FROM latest
+            SELECT job FROM latest l WHERE EXISTS (SELECT 1 FROM qagent_task p WHERE p.job = l.job AND p.status = 'pending')
             """, logger: logger)
         var jobs: [String] = []
         for try await job in rows.decode(String.self) { jobs.append(job) }
         try await store.deleteClusterOutbox(upTo: last.seq)
-        // Their slots are free: the jobs' next pending tasks may go.
+        // Their slots are free: the jobs with waiting tasks admit the next ones.
         for job in jobs { try await admission.admit(job: job) }
         return results.count
     }

@@ -20,8 +20,8 @@ final class ClusterWorker: Service, Sendable {
     private let runner: TaskRunner
     private let logger: Logger
     private let ready = StartGate()
-    private let wake: AsyncStream<Void>
-    private let wakeContinuation: AsyncStream<Void>.Continuation
+    /// Set by a notification naming this worker; the claim loop waits on it (or a second).
+    private let wake = WakeSignal()
     static let claimBatch = 16
     /// How often each agent deletes finished cluster tasks older than `retention_days`.
     static let pruneInterval = Duration.seconds(600)
@@ -39,7 +39,6 @@ final class ClusterWorker: Service, Sendable {
         self.identity = identity
         self.runner = runner
         self.logger = logger
-        (wake, wakeContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Called once this agent is a registered member.
@@ -72,7 +71,7 @@ final class ClusterWorker: Service, Sendable {
                             guard let notice = ClusterNotice(payload: notification.payload), notice.worker == address else { continue }
                             switch notice {
                             case .work:
-                                self.wakeContinuation.yield()
+                                self.wake.signal()
                             case .cover(_, let taskID, let newer):
                                 _ = await self.runner.stop(taskID: taskID, because: .covered(by: newer))
                             }
@@ -96,12 +95,7 @@ final class ClusterWorker: Service, Sendable {
             let claimed = await dispatchAll(status: "assigned")
             if claimed == Self.claimBatch { continue }  // more may wait
             // Until a notification, or a second at most (the fallback poll).
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { for await _ in self.wake { return } }
-                group.addTask { try? await Task.sleep(for: .seconds(1)) }
-                await group.next()
-                group.cancelAll()
-            }
+            await wake.wait(timeout: .seconds(1))
         }
     }
 
