@@ -30,8 +30,8 @@ struct ClusterConfigTests {
             return expected
         }())
         #expect(cluster.displayURL == "postgresql://qagent@db.example:6432/fleet")
-        let defaultPort = try #require(try parse("[cluster]\ndatabase = \"postgres://u@h/d\"\npool_size = 4\nheartbeat_interval = 2\ndead_after = 4\n").cluster)
-        #expect(defaultPort.port == 5432 && defaultPort.poolSize == 4 && defaultPort.heartbeatInterval == 2 && defaultPort.deadAfter == 4)
+        let defaultPort = try #require(try parse("[cluster]\ndatabase = \"postgres://u@h/d\"\npool_size = 4\nheartbeat_interval = 2\ndead_after = 9\n").cluster)
+        #expect(defaultPort.port == 5432 && defaultPort.poolSize == 4 && defaultPort.heartbeatInterval == 2 && defaultPort.deadAfter == 9)
         let fromEnvironment = try parse("[cluster]\ndatabase = \"postgresql://u@h/d\"\n", environment: ["QAGENT_DB_PASSWORD": "s3cret"])
         #expect(fromEnvironment.cluster?.password == "s3cret")
         let dir = try makeTemporaryDirectory()
@@ -54,7 +54,7 @@ struct ClusterConfigTests {
         ("[cluster]\ndatabase = \"postgresql://u@h\"\n", "agent.conf:4: [cluster] database: names no database"),
         ("[cluster]\ndatabase = \"postgresql://u@h/d?sslmode=require\"\n", "agent.conf:4: [cluster] database: has an unsupported parameter \"sslmode\""),
         ("[cluster]\ndatabase = \"postgresql://u@h/d\"\npool_size = 0\n", "agent.conf:5: [cluster] pool_size: must be >= 1 and <= 64, got 0"),
-        ("[cluster]\ndatabase = \"postgresql://u@h/d\"\nheartbeat_interval = 5\ndead_after = 9\n", "agent.conf:6: [cluster] dead_after: must be >= 10"),
+        ("[cluster]\ndatabase = \"postgresql://u@h/d\"\nheartbeat_interval = 5\ndead_after = 14\n", "agent.conf:6: [cluster] dead_after: must be >= 15 (2 x heartbeat_interval + [agent] kill_grace: a worker cut off from the database stops its tasks before its peers may retry them), got 14"),
         ("[cluster]\ndatabase = \"postgresql://u@h/d\"\npassword_file = \"/nonexistent/pw\"\n", "agent.conf:5: [cluster] password_file: cannot read \"/nonexistent/pw\""),
         ("[cluster]\ndatabase = \"postgresql://u@h/d\"\nnodes = 3\n", "agent.conf:5: [cluster] nodes: unknown key"),
         ("[scheduler]\nurl = \"http://c\"\n[cluster]\ndatabase = \"postgresql://u@h/d\"\n", "agent.conf:5: [cluster] and [scheduler] exclude each other"),

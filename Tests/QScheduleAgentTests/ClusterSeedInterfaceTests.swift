@@ -147,13 +147,14 @@ struct ClusterSeedInterfaceTests {
             let stillHeld = onB[1]
             #expect(await eventually { Self.started(dir, stillHeld) })
 
-            // The database gone: cluster-wide answers fail with their message; this host's check still answers.
+            // The database gone: this host's check still answers (before the lease runs out and
+            // the worker stops its tasks); cluster-wide answers fail with their message.
             server.stop()
+            reply = try await b.call("GET", "/api/check/127.0.0.3.do", token: nil)
+            #expect(reply.json["data"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["c.held"], "this host's own answer needs no database: \(reply.text)")
             #expect(try await a.call("GET", "/api2/jobs/c.held.do").text == #"{"message":"查询失败","reason":"cluster_unavailable","ret":false}"#)
             #expect(try await a.call("POST", "/api2/jobs/off.do", json: #"{"jobs":["c.held"]}"#).text == #"{"message":"停止失败","reason":"cluster_unavailable","ret":false}"#)
             #expect(try await a.call("GET", "/api/check/127.0.0.3.do", token: nil).text == #"{"message":"查询失败","reason":"cluster_unavailable","ret":false}"#)
-            reply = try await b.call("GET", "/api/check/127.0.0.3.do", token: nil)
-            #expect(reply.json["data"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["c.held"], "this host's own answer needs no database: \(reply.text)")
         }
     }
 

@@ -19,7 +19,7 @@ struct ClusterTests {
     static func runUntilExit(tail: String, environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try (agentTOML(dataDir: dir) + tail).write(toFile: dir + "/agent.conf", atomically: true, encoding: .utf8)
+        try (agentTOML(dataDir: dir, extra: "kill_grace = 1") + tail).write(toFile: dir + "/agent.conf", atomically: true, encoding: .utf8)
         return try await AgentProcess.runCLI(["run", "--config", dir + "/agent.conf"], environment: environment)
     }
 
@@ -42,7 +42,7 @@ struct ClusterTests {
             // Exactly one migrated from nothing; the others found it done.
             #expect(found == [0] + Array(repeating: ClusterSchema.currentVersion, count: 11))
             #expect(try server.psql("SELECT version FROM qagent_schema") == "\(ClusterSchema.currentVersion)")
-            #expect(try server.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'qagent_%'") == "6")
+            #expect(try server.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'qagent_%'") == "7")
         }
     }
 
@@ -195,12 +195,23 @@ struct ClusterTests {
                     try await store.finishTask(TaskCompletion(taskID: id, job: "j", result: .succeeded, startTime: 2000, endTime: 2500, exitCode: 0, message: "exit code 0"))
                 }
                 #expect(try store.clusterOutboxBatch(limit: 10).map(\.taskID) == ["t-new", "t-late", "t-local"])
-                let sink = ClusterResultSink(admission: ClusterAdmission(database: database, logger: Self.logger), store: store, logger: Self.logger)
+                let sink = ClusterResultSink(
+                    admission: ClusterAdmission(database: database, logger: Self.logger), store: store,
+                    identity: AgentIdentity(ipText: "127.0.0.2", port: 1), logger: Self.logger)
                 #expect(try await sink.deliverBatch() == 3)
                 #expect(try store.clusterOutboxBatch(limit: 10).isEmpty)
                 #expect(try server.psql("SELECT status, result, attempt, duration, message FROM qagent_task WHERE id = 't-new'") == "finished|200|1|500|exit code 0")
                 #expect(try server.psql("SELECT status, result, attempt FROM qagent_task WHERE id = 't-late'") == "claimed|0|2", "a late attempt-1 result overwrote attempt 2")
                 #expect(try server.psql("SELECT last_run, last_state, last_duration, last_update FROM qagent_job WHERE job = 'j'") == "2000|200|500|2500")
+                #expect(try server.psql("SELECT task_id, attempt, worker, result FROM qagent_stale_result") == "t-late|1|127.0.0.2:1|200",
+                        "the late result was not recorded as stale")
+                // A task its worker stopped because the lease expired waits again as attempt 2 (recover = retry).
+                try server.psql("INSERT INTO qagent_task (id, job, worker, status, attempt, claimed_at) VALUES ('t-fenced', 'j', '127.0.0.2:1', 'claimed', 1, now())")
+                try await store.insertTask(TaskRecord(id: "t-fenced", job: "j", param: "{}", trigger: .dispatch, acceptedAt: 1000))
+                try await store.markRunning("t-fenced", attempt: 1, startTime: 2000)
+                try await store.finishTask(TaskCompletion(taskID: "t-fenced", job: "j", result: .lost, startTime: 2000, endTime: 2100, message: StopReason.leaseLostMessage))
+                #expect(try await sink.deliverBatch() == 1)
+                #expect(try server.psql("SELECT status, attempt, coalesce(worker, '-'), refused_by, result FROM qagent_task WHERE id = 't-fenced'") == "pending|2|-|127.0.0.2:1|0")
                 // Delivered again (at-least-once): the same outcome.
                 try await store.finishTask(TaskCompletion(taskID: "t-new", job: "j", result: .succeeded, startTime: 2000, endTime: 2500, message: "exit code 0"))
                 #expect(try await sink.deliverBatch() == 1)
@@ -212,7 +223,7 @@ struct ClusterTests {
                     INSERT INTO qagent_task (id, job, status, end_time) VALUES ('t-old', 'j', 'finished', \(old)), ('t-open', 'j', 'pending', NULL)
                     """)
                 #expect(try await ClusterWorker.prune(database: database, retentionDays: 7, logger: Self.logger) == 2)
-                #expect(try server.psql("SELECT string_agg(id, ',' ORDER BY id) FROM qagent_task") == "t-late,t-open")
+                #expect(try server.psql("SELECT string_agg(id, ',' ORDER BY id) FROM qagent_task") == "t-fenced,t-late,t-open")
             }
         }
     }

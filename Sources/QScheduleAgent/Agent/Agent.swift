@@ -94,17 +94,23 @@ public final class Agent: Sendable {
         let admission = clusterDatabase.map { ClusterAdmission(database: $0, logger: logger) }
         clusterAdmission = admission
         let view = ClusterView()
-        let clusterWorker = admission.map { ClusterWorker(
-                admission: $0, view: view, identity: identity, runner: runner, retentionDays: config.agent.retentionDays, logger: logger) }
+        let lease = config.cluster.map { ClusterLease(settings: $0, killGrace: config.agent.killGrace) }
+        let clusterWorker = admission.map {
+            ClusterWorker(
+                admission: $0, view: view, lease: lease!, identity: identity, runner: runner, store: store, retentionDays: config.agent.retentionDays,
+                logger: logger)
+        }
         self.clusterWorker = clusterWorker
         let clusterFirer = admission.map {
             ClusterFirer(admission: $0, view: view, identity: identity, jobs: config.jobs, timeZone: config.agent.timeZone, logger: logger)
         }
         self.clusterFirer = clusterFirer
         let journal = self.store
-        clusterResults = admission.map { ClusterResultSink(admission: $0, store: journal, logger: logger) }
+        clusterResults = admission.map { ClusterResultSink(admission: $0, store: journal, identity: identity, logger: logger) }
         membership = clusterDatabase.map {
-            ClusterMembership(database: $0, identity: identity, runner: runner, config: config, instance: instance, logger: logger, view: view) {
+            ClusterMembership(
+                database: $0, identity: identity, runner: runner, config: config, instance: instance, logger: logger, view: view, lease: lease!
+            ) {
                 clusterWorker?.start()
                 clusterFirer?.start()
             }
@@ -188,6 +194,9 @@ public final class Agent: Sendable {
         let clusterClient = Task { [clusterDatabase] in await clusterDatabase?.client.run() }
         defer { clusterClient.cancel() }
         if let clusterDatabase { try await Self.prepareCluster(clusterDatabase, logger: logger) }
+        // Cluster tasks a previous process left: only those the cluster still gives this worker
+        // run again here; the others were settled by peers meanwhile.
+        if let clusterWorker { await clusterWorker.reconcileLeftovers() }
         // Settle what a previous process left before anything answers (or fires).
         await runner.recoverLeftovers()
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)

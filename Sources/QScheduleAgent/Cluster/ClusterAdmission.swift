@@ -107,7 +107,7 @@ struct ClusterAdmission: Sendable {
         try await database.client.withTransaction(logger: logger) { connection in
             guard try await lockJob(job, connection) else { return }
             try await connection.query("""
-                UPDATE qagent_task SET handbacks = handbacks + 1, worker = NULL, claimed_at = NULL, refused_by = \(worker),
+                UPDATE qagent_task SET handbacks = handbacks + 1, worker = NULL, claimed_at = NULL, assigned_at = NULL, refused_by = \(worker),
                     status = CASE WHEN handbacks < \(limit) THEN 'pending' ELSE 'finished' END,
                     result = CASE WHEN handbacks < \(limit) THEN result ELSE 503 END,
                     end_time = CASE WHEN handbacks < \(limit) THEN end_time ELSE \(now) END,
@@ -117,6 +117,65 @@ struct ClusterAdmission: Sendable {
             guard let state = try await openState(job: job, connection) else { return }
             try await assign(state, connection)
         }
+    }
+
+    /// Settles the open tasks of `job` held by workers that stopped answering (DESIGN §10,
+    /// failures), exactly once whichever agents try: a task assigned but not claimed within
+    /// `dead_after` waits for another worker; a claimed task whose worker's heartbeat is older
+    /// than `dead_after` (or whose worker left the cluster) is retried per the job's
+    /// `recover` — `retry`: attempt + 1 on another worker, up to `max_attempts`; else it ends
+    /// 503. The member rows are locked first, so a heartbeat cannot slip in between the check
+    /// and the change. Returns the ids settled.
+    func settleDead(job: String) async throws -> [String] {
+        let deadAfter = database.settings.deadAfter
+        let now = Date().epochMilliseconds
+        return try await database.client.withTransaction(logger: logger) { connection in
+            guard try await lockJob(job, connection) else { return [] }
+            try await connection.query("""
+                SELECT 1 FROM qagent_member WHERE address IN (
+                    SELECT worker FROM qagent_task WHERE job = \(job) AND status IN ('assigned', 'claimed'))
+                ORDER BY address FOR UPDATE
+                """, logger: logger)
+            let rows = try await connection.query("""
+                UPDATE qagent_task t SET
+                    status = CASE WHEN t.status = 'assigned' OR (p.retry AND t.attempt < p.max_attempts) THEN 'pending' ELSE 'finished' END,
+                    attempt = CASE WHEN t.status = 'claimed' AND p.retry AND t.attempt < p.max_attempts THEN t.attempt + 1 ELSE t.attempt END,
+                    result = CASE WHEN t.status = 'claimed' AND NOT (p.retry AND t.attempt < p.max_attempts) THEN 503 ELSE t.result END,
+                    message = CASE WHEN t.status = 'claimed' AND NOT (p.retry AND t.attempt < p.max_attempts)
+                        THEN 'lost: worker ' || t.worker || ' stopped answering (no heartbeat for dead_after)' ELSE t.message END,
+                    end_time = CASE WHEN t.status = 'claimed' AND NOT (p.retry AND t.attempt < p.max_attempts) THEN \(now) ELSE t.end_time END,
+                    worker = CASE WHEN t.status = 'claimed' AND NOT (p.retry AND t.attempt < p.max_attempts) THEN t.worker END,
+                    refused_by = t.worker, claimed_at = NULL, assigned_at = NULL
+                FROM (SELECT coalesce(definition->>'recover', 'retry') = 'retry' AS retry,
+                             coalesce((definition->>'maxAttempts')::int, 3) AS max_attempts
+                      FROM qagent_job WHERE job = \(job)) AS p
+                WHERE t.job = \(job) AND (
+                    (t.status = 'assigned' AND t.assigned_at < now() - make_interval(secs => \(deadAfter)))
+                    OR (t.status = 'claimed' AND t.claimed_at < now() - make_interval(secs => \(deadAfter))
+                        AND NOT EXISTS (SELECT 1 FROM qagent_member m WHERE m.address = t.worker
+                                        AND m.heartbeat_at >= now() - make_interval(secs => \(deadAfter)))))
+                RETURNING t.id
+                """, logger: logger)
+            var settled: [String] = []
+            for try await id in rows.decode(String.self) { settled.append(id) }
+            if !settled.isEmpty, let state = try await openState(job: job, connection) { try await assign(state, connection) }
+            return settled
+        }
+    }
+
+    /// Jobs with open tasks that ``settleDead(job:)`` would change (a cheap look, no locks).
+    func jobsWithDeadTasks() async throws -> [String] {
+        let deadAfter = database.settings.deadAfter
+        let rows = try await database.client.query("""
+            SELECT DISTINCT t.job FROM qagent_task t
+            WHERE (t.status = 'assigned' AND t.assigned_at < now() - make_interval(secs => \(deadAfter)))
+               OR (t.status = 'claimed' AND t.claimed_at < now() - make_interval(secs => \(deadAfter))
+                   AND NOT EXISTS (SELECT 1 FROM qagent_member m WHERE m.address = t.worker
+                                   AND m.heartbeat_at >= now() - make_interval(secs => \(deadAfter))))
+            """, logger: logger)
+        var jobs: [String] = []
+        for try await job in rows.decode(String.self) { jobs.append(job) }
+        return jobs
     }
 
     /// Ends tasks of `job` that no worker holds yet (`pending` or `assigned`, not `claimed`)
@@ -283,7 +342,7 @@ struct ClusterAdmission: Sendable {
         let advanced = state.policy.loadBalance == "round_robin" ? Int64(picks.count) : 0
         try await connection.query("""
             WITH assigned AS (
-                UPDATE qagent_task t SET status = 'assigned', worker = a.worker
+                UPDATE qagent_task t SET status = 'assigned', worker = a.worker, assigned_at = now()
                 FROM unnest(\(ids)::text[], \(workers)::text[]) AS a(id, worker)
                 WHERE t.id = a.id AND t.status = 'pending'
                 RETURNING t.worker

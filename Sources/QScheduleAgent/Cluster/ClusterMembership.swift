@@ -21,11 +21,14 @@ public final class ClusterMembership: Service, Sendable {
     let view: ClusterView
     /// Called once, after the first registration (the firer and the worker start then).
     private let onRegistered: @Sendable () -> Void
+    /// Renewed by every successful heartbeat; read by the worker (fencing, settling the dead).
+    let lease: ClusterLease
 
     init(
         database: ClusterDatabase, identity: AgentIdentity, runner: TaskRunner, config: AgentConfig, instance: String, logger: Logger,
-        view: ClusterView = ClusterView(), onRegistered: @escaping @Sendable () -> Void = {}
+        view: ClusterView = ClusterView(), lease: ClusterLease, onRegistered: @escaping @Sendable () -> Void = {}
     ) {
+        self.lease = lease
         self.onRegistered = onRegistered
         self.view = view
         self.database = database
@@ -47,29 +50,33 @@ public final class ClusterMembership: Service, Sendable {
             var registered = false
             var everRegistered = false
             var failures = 0
+            let interval = config.cluster?.heartbeatInterval ?? 3
             while !Task.isCancelled, !Task.isShuttingDownGracefully {
+                let sentAt = ContinuousClock.now
                 do {
-                    if registered {
-                        registered = try await heartbeat()
+                    // Bounded: a database that accepts but never answers must not hold the
+                    // loop (the lease runs out meanwhile) nor a shutdown.
+                    let wasRegistered = registered
+                    registered = try await ClusterDatabase.withTimeout(max(2, interval), what: "heartbeat") {
+                        if wasRegistered, try await self.heartbeat() { return true }
+                        try await self.register()
+                        return true
                     }
-                    if !registered {
-                        try await register()
-                        if !everRegistered { onRegistered() }
-                        everRegistered = true
-                        registered = true
-                    }
-                    try await refreshView()
+                    lease.renewed(sentAt: sentAt)
+                    if !everRegistered { onRegistered() }
+                    everRegistered = true
+                    try await ClusterDatabase.withTimeout(max(2, interval), what: "member view") { try await self.refreshView() }
                     if failures > 0 { logger.notice("cluster database reachable again", metadata: ["failures": "\(failures)"]) }
                     failures = 0
                 } catch {
                     failures += 1
+                    lease.failed()
                     if failures == 1 || failures.isMultiple(of: 20) {
                         logger.error("cluster heartbeat failed", metadata: [
                             "error": "\(ClusterError.describing(error, "heartbeat", settings: database.settings))", "failures": "\(failures)",
                         ])
                     }
                 }
-                let interval = config.cluster?.heartbeatInterval ?? 3
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(interval)) }
             }
         } onGracefulShutdown: {

@@ -12,10 +12,13 @@ final class ClusterResultSink: Service, Sendable {
     private let database: ClusterDatabase
     private let admission: ClusterAdmission
     private let store: AgentStore
+    /// This worker: recorded with the stale results it sends.
+    private let identity: AgentIdentity
     private let logger: Logger
     static let batch = 100
 
-    init(admission: ClusterAdmission, store: AgentStore, logger: Logger) {
+    init(admission: ClusterAdmission, store: AgentStore, identity: AgentIdentity, logger: Logger) {
+        self.identity = identity
         self.database = admission.database
         self.admission = admission
         self.store = store
@@ -60,25 +63,49 @@ final class ClusterResultSink: Service, Sendable {
         let ends = results.map(\.endTime)
         let durations = results.map(\.duration)
         let messages = results.map(\.message)
-        // The task rows (a row holding a later attempt is left alone), then the jobs' last*
-        // fields from the newest result of each (never moving them back in time).
+        // A task its worker stopped because its lease expired goes back to the job's waiting
+        // tasks as attempt + 1 (recover = "retry", attempts left), as if the worker had died.
+        let fenced = results.map { $0.result == TaskResult.lost.rawValue && $0.message == StopReason.leaseLostMessage }
+        let worker = identity.address
+        // The task rows (a row holding a later attempt is left alone: that result is recorded
+        // as stale), then the jobs' last* fields from the newest result of each (never moving
+        // them back in time).
         let rows = try await database.client.query("""
             WITH r AS (
                 SELECT * FROM unnest(\(ids)::text[], \(states)::integer[], \(attempts)::integer[], \(starts)::bigint[],
-                    \(ends)::bigint[], \(durations)::bigint[], \(messages)::text[])
-                    AS r(id, result, attempt, start_time, end_time, duration, message)
+                    \(ends)::bigint[], \(durations)::bigint[], \(messages)::text[], \(fenced)::boolean[])
+                    AS r(id, result, attempt, start_time, end_time, duration, message, fenced)
+            ), stale AS (
+                INSERT INTO qagent_stale_result (task_id, attempt, worker, result, message)
+                SELECT r.id, r.attempt, \(worker), r.result, r.message FROM r JOIN qagent_task t ON t.id = r.id WHERE t.attempt > r.attempt
+                ON CONFLICT DO NOTHING
             ), done AS (
-                UPDATE qagent_task t SET status = 'finished', result = r.result, attempt = r.attempt, start_time = r.start_time,
-                    end_time = r.end_time, duration = r.duration, message = r.message
-                FROM r WHERE t.id = r.id AND t.attempt <= r.attempt
-                RETURNING t.job, r.result, r.start_time, r.end_time, r.duration
+                UPDATE qagent_task t SET
+                    status = CASE WHEN q.again THEN 'pending' ELSE 'finished' END,
+                    attempt = CASE WHEN q.again THEN r.attempt + 1 ELSE r.attempt END,
+                    result = CASE WHEN q.again THEN t.result ELSE r.result END,
+                    start_time = CASE WHEN q.again THEN t.start_time ELSE r.start_time END,
+                    end_time = CASE WHEN q.again THEN t.end_time ELSE r.end_time END,
+                    duration = CASE WHEN q.again THEN t.duration ELSE r.duration END,
+                    message = CASE WHEN q.again THEN t.message ELSE r.message END,
+                    worker = CASE WHEN q.again THEN NULL ELSE t.worker END,
+                    refused_by = CASE WHEN q.again THEN t.worker ELSE t.refused_by END,
+                    claimed_at = CASE WHEN q.again THEN NULL ELSE t.claimed_at END,
+                    assigned_at = CASE WHEN q.again THEN NULL ELSE t.assigned_at END
+                FROM r JOIN LATERAL (
+                    SELECT r.fenced AND coalesce(j.definition->>'recover', 'retry') = 'retry'
+                        AND r.attempt < coalesce((j.definition->>'maxAttempts')::int, 3) AS again
+                    FROM qagent_task x LEFT JOIN qagent_job j ON j.job = x.job WHERE x.id = r.id
+                ) AS q ON true
+                WHERE t.id = r.id AND t.attempt <= r.attempt
+                RETURNING t.job, q.again, r.result, r.start_time, r.end_time, r.duration
             ), latest AS (
-                SELECT DISTINCT ON (job) * FROM done ORDER BY job, end_time DESC
+                SELECT DISTINCT ON (job) * FROM done WHERE NOT again ORDER BY job, end_time DESC
             ), jobs AS (
                 UPDATE qagent_job j SET last_run = l.start_time, last_state = l.result, last_duration = l.duration, last_update = l.end_time
                 FROM latest l WHERE j.job = l.job AND j.last_update <= l.end_time
             )
-            SELECT job FROM latest l WHERE EXISTS (SELECT 1 FROM qagent_task p WHERE p.job = l.job AND p.status = 'pending')
+            SELECT DISTINCT d.job FROM done d WHERE d.again OR EXISTS (SELECT 1 FROM qagent_task p WHERE p.job = d.job AND p.status = 'pending')
             """, logger: logger)
         var jobs: [String] = []
         for try await job in rows.decode(String.self) { jobs.append(job) }

@@ -9,7 +9,7 @@ import PostgresNIO
 /// so nothing is ever half-migrated. A schema newer than this binary knows is refused.
 enum ClusterSchema {
     /// The schema version this binary writes and reads.
-    static let currentVersion = 4
+    static let currentVersion = 5
     /// `pg_advisory_xact_lock` key: "qagent" in ASCII.
     static let lockKey: Int64 = 0x71_61_67_65_6E_74
 
@@ -107,6 +107,24 @@ enum ClusterSchema {
             "UPDATE qagent_task SET status = 'pending' WHERE status = 'unassigned'",
             "CREATE INDEX qagent_task_job_open ON qagent_task (job, created_at) WHERE status <> 'finished'",
             "CREATE INDEX qagent_task_finished ON qagent_task (end_time) WHERE status = 'finished'",
+        ],
+        5: [
+            // When the task was assigned: a worker that does not claim it within dead_after
+            // loses it to another.
+            "ALTER TABLE qagent_task ADD COLUMN assigned_at timestamptz",
+            "UPDATE qagent_task SET assigned_at = created_at WHERE status IN ('assigned', 'claimed')",
+            // Results of an earlier attempt that arrived after a later one began: recorded, never applied.
+            """
+            CREATE TABLE qagent_stale_result (
+                task_id text NOT NULL,
+                attempt integer NOT NULL,
+                worker text NOT NULL,
+                result integer NOT NULL,
+                message text NOT NULL,
+                recorded_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (task_id, attempt, worker)
+            )
+            """,
         ],
     ]
 

@@ -31,7 +31,19 @@ final class ClusterWorker: Service, Sendable {
     /// Finished cluster tasks are kept this many days (`[agent] retention_days`, as the local journal).
     private let retentionDays: Int
 
-    init(admission: ClusterAdmission, view: ClusterView, identity: AgentIdentity, runner: TaskRunner, retentionDays: Int, logger: Logger) {
+    /// Renewed by the membership's heartbeats: no claims without it; when it expires, this
+    /// worker stops its tasks (fencing).
+    private let lease: ClusterLease
+
+    /// The local journal (leftovers at start).
+    private let store: AgentStore
+
+    init(
+        admission: ClusterAdmission, view: ClusterView, lease: ClusterLease, identity: AgentIdentity, runner: TaskRunner, store: AgentStore,
+        retentionDays: Int, logger: Logger
+    ) {
+        self.store = store
+        self.lease = lease
         self.retentionDays = retentionDays
         self.database = admission.database
         self.admission = admission
@@ -53,6 +65,7 @@ final class ClusterWorker: Service, Sendable {
                 group.addTask { await self.listen() }
                 group.addTask { await self.claimLoop() }
                 group.addTask { await self.sweepLoop() }
+                group.addTask { await self.fenceLoop() }
                 await group.next()
                 group.cancelAll()
             }
@@ -92,7 +105,8 @@ final class ClusterWorker: Service, Sendable {
         // First the rows this address claimed before (a previous process): dispatch is idempotent.
         await dispatchAll(status: "claimed")
         while !Task.isCancelled {
-            let claimed = await dispatchAll(status: "assigned")
+            // No lease, no claims: what this worker claims now it could not hold.
+            let claimed = lease.isValid() ? await dispatchAll(status: "assigned") : 0
             if claimed == Self.claimBatch { continue }  // more may wait
             // Until a notification, or a second at most (the fallback poll).
             await wake.wait(timeout: .seconds(1))
@@ -104,17 +118,17 @@ final class ClusterWorker: Service, Sendable {
     private func dispatchAll(status: String) async -> Int {
         let address = identity.address
         let batch = Self.claimBatch
-        var tasks: [(id: String, job: String, param: String, scheduledAt: Int64?)] = []
+        var tasks: [(id: String, job: String, param: String, scheduledAt: Int64?, attempt: Int)] = []
         do {
             let rows = try await database.client.query("""
                 UPDATE qagent_task SET status = 'claimed', claimed_at = now()
                 WHERE id IN (
                     SELECT id FROM qagent_task WHERE worker = \(address) AND status = \(status)
                     ORDER BY created_at LIMIT \(batch) FOR UPDATE SKIP LOCKED)
-                RETURNING id, job, param, scheduled_at
+                RETURNING id, job, param, scheduled_at, attempt
                 """, logger: logger)
-            for try await (id, job, param, scheduledAt) in rows.decode((String, String, String, Int64?).self) {
-                tasks.append((id, job, param, scheduledAt))
+            for try await (id, job, param, scheduledAt, attempt) in rows.decode((String, String, String, Int64?, Int).self) {
+                tasks.append((id, job, param, scheduledAt, attempt))
             }
         } catch {
             logger.error("cluster claim failed", metadata: ["error": "\(ClusterError.describing(error, "claim", settings: database.settings))"])
@@ -124,7 +138,8 @@ final class ClusterWorker: Service, Sendable {
             let param = JSONValue(parsing: task.param) ?? .object([:])
             let trigger: TaskTrigger = task.scheduledAt == nil ? .dispatch : .cron
             let result = await runner.dispatch(
-                job: task.job, param: param, taskID: task.id, trigger: trigger, scheduledAt: task.scheduledAt, hostSwitches: false)
+                job: task.job, param: param, taskID: task.id, trigger: trigger, scheduledAt: task.scheduledAt, hostSwitches: false,
+                attempt: task.attempt)
             switch result {
             case .accepted:
                 break
@@ -160,6 +175,7 @@ final class ClusterWorker: Service, Sendable {
                 lastPrune = ContinuousClock.now
                 await prune()
             }
+            await settleDeadMembers()
             do {
                 let rows = try await database.client.query(
                     "SELECT DISTINCT job FROM qagent_task WHERE status = 'pending'", logger: logger)
@@ -172,6 +188,86 @@ final class ClusterWorker: Service, Sendable {
                     "error": "\(ClusterError.describing(error, "sweep", settings: database.settings))",
                 ])
             }
+        }
+    }
+
+    /// Before the local recovery of a restart: of the cluster tasks the local journal left
+    /// unfinished, those the cluster still shows claimed by this worker are kept (their claim
+    /// refreshed, so no peer settles them while this agent comes up) and run again by the
+    /// recovery; the others — settled by peers after `dead_after`, or reassigned — have their
+    /// processes stopped and are recorded lost without running again, so one task never runs
+    /// on two workers. With the database unreachable nothing is kept: the start must not
+    /// wait, and peers settle them.
+    func reconcileLeftovers() async {
+        guard let leftovers = try? store.unfinishedTasks(), !leftovers.isEmpty else { return }
+        let ids = leftovers.map(\.id)
+        let address = identity.address
+        var kept = Set<String>()
+        do {
+            kept = try await ClusterDatabase.withTimeout(5, what: "reconciling leftovers") { [database, logger] in
+                let rows = try await database.client.query("""
+                    UPDATE qagent_task SET claimed_at = now()
+                    WHERE id = ANY(\(ids)::text[]) AND status = 'claimed' AND worker = \(address) RETURNING id
+                    """, logger: logger)
+                var kept = Set<String>()
+                for try await id in rows.decode(String.self) { kept.insert(id) }
+                return kept
+            }
+        } catch {
+            logger.error("cluster leftovers not reconciled; peers settle them", metadata: [
+                "error": "\(ClusterError.describing(error, "reconciling leftovers", settings: database.settings))",
+            ])
+        }
+        var elsewhere: [String: String] = [:]
+        for record in leftovers where !kept.contains(record.id) {
+            elsewhere[record.id] = "lost: this worker stopped while it ran; the cluster settles the task (not run again here)"
+        }
+        guard !elsewhere.isEmpty else { return }
+        await runner.settleElsewhere(elsewhere)
+        logger.notice("cluster leftovers not run again here", metadata: ["tasks": "\(elsewhere.keys.sorted().joined(separator: ","))"])
+    }
+
+    /// Settles the tasks of members that stopped answering (and of tasks nobody claimed in
+    /// time), once this agent has itself been connected for `dead_after`: right after an
+    /// outage every heartbeat is old. Exactly once per task whichever agents do it.
+    private func settleDeadMembers() async {
+        guard lease.settlesDeadMembers() else { return }
+        do {
+            for job in try await admission.jobsWithDeadTasks() {
+                let settled = try await admission.settleDead(job: job)
+                if !settled.isEmpty {
+                    logger.notice("cluster tasks of a dead or silent worker settled", metadata: [
+                        "job": "\(job)", "tasks": "\(settled.joined(separator: ","))",
+                    ])
+                }
+            }
+        } catch {
+            if Task.isCancelled { return }
+            logger.warning("settling dead workers' tasks failed", metadata: [
+                "error": "\(ClusterError.describing(error, "settle", settings: database.settings))",
+            ])
+        }
+    }
+
+    /// Fencing: while the lease is expired, this worker's tasks are stopped (recorded 503 with
+    /// ``StopReason/leaseLostMessage``; the cluster retries them per `recover` when the result
+    /// arrives), so they never run beside a peer's retry.
+    private func fenceLoop() async {
+        var fenced = false
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(200))
+            guard !lease.isValid() else {
+                if fenced { logger.notice("cluster lease renewed; taking tasks again") }
+                fenced = false
+                continue
+            }
+            let stopped = await runner.stopAll(because: .leaseLost)
+            if stopped > 0 || !fenced {
+                logger.error("cluster lease expired: the database did not answer; this worker's tasks are stopped", metadata: [
+                    "stopped": "\(stopped)",
+                ])
+            }
+            fenced = true
         }
     }
 

@@ -57,6 +57,13 @@ public struct ClusterSettings: Sendable, Equatable {
     }
 }
 
+extension ClusterSettings {
+    /// The least `dead_after` that leaves a worker room to fence itself (see ``ClusterLease``).
+    static func minimumDeadAfter(heartbeatInterval: Int, killGrace: Int) -> Int {
+        2 * heartbeatInterval + killGrace
+    }
+}
+
 /// Why a `[cluster] database` URL was refused.
 struct ClusterURLProblem: Error {
     let text: String
@@ -66,7 +73,7 @@ struct ClusterURLProblem: Error {
 extension ConfigLoader {
     /// The `[cluster]` table, validated; `nil` when absent.
     static func parseCluster(
-        _ top: TableReader, fileName: String, baseDirectory: String, environment: [String: String], locator: TOMLKeyLocator
+        _ top: TableReader, fileName: String, baseDirectory: String, environment: [String: String], locator: TOMLKeyLocator, killGrace: Int
     ) throws -> ClusterSettings? {
         guard let table = try top.table("cluster") else { return nil }
         let reader = TableReader(table: table, tableName: "cluster", label: "[cluster]", fileName: fileName, locator: locator)
@@ -87,8 +94,18 @@ extension ConfigLoader {
         if let password = environment["QAGENT_DB_PASSWORD"], !password.isEmpty { settings.password = password }
         settings.poolSize = try reader.int("pool_size", range: 1...64) ?? settings.poolSize
         settings.heartbeatInterval = try reader.int("heartbeat_interval", range: 1...300) ?? settings.heartbeatInterval
-        let minimumDeadAfter = 2 * settings.heartbeatInterval
-        settings.deadAfter = try reader.int("dead_after", range: minimumDeadAfter...3600) ?? max(settings.deadAfter, minimumDeadAfter)
+        // A worker that cannot renew its lease stops its tasks (within kill_grace) a heartbeat
+        // before its peers may declare it dead and retry them: that takes this much room.
+        let minimumDeadAfter = ClusterSettings.minimumDeadAfter(heartbeatInterval: settings.heartbeatInterval, killGrace: killGrace)
+        if let deadAfter = try reader.int("dead_after", range: 1...3600) {
+            guard deadAfter >= minimumDeadAfter else {
+                throw reader.error("dead_after", "must be >= \(minimumDeadAfter) (2 x heartbeat_interval + [agent] kill_grace: a worker cut off "
+                    + "from the database stops its tasks before its peers may retry them), got \(deadAfter)")
+            }
+            settings.deadAfter = deadAfter
+        } else {
+            settings.deadAfter = max(settings.deadAfter, minimumDeadAfter)
+        }
         return settings
     }
 }

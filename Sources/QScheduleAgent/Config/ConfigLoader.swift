@@ -146,7 +146,8 @@ public enum ConfigLoader {
             scheduler = settings
         }
 
-        let cluster = try parseCluster(top, fileName: fileName, baseDirectory: baseDirectory, environment: environment, locator: locator)
+        let cluster = try parseCluster(
+            top, fileName: fileName, baseDirectory: baseDirectory, environment: environment, locator: locator, killGrace: settings.killGrace)
         if cluster != nil, scheduler != nil {
             throw ConfigError("\(fileName):\(locator.line(table: "", key: "cluster") ?? 1): [cluster] and [scheduler] exclude each other: "
                 + "a cluster's agents are the scheduler; remove one of them")

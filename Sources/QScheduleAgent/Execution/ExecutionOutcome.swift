@@ -14,17 +14,24 @@ struct ExecutionOutcome: Sendable, Equatable {
 
 /// Why the agent stopped a task before it finished by itself.
 enum StopReason: Sendable, Equatable {
+    /// The message of a task stopped because the cluster lease expired (the result sink
+    /// recognises it: such a task is retried per its job's `recover`).
+    static let leaseLostMessage = "lost: this worker could not reach the cluster's database, so it stopped the task before its peers may retry it"
+
     case timeout(seconds: Int)
     case killed
     case covered(by: String)
     /// The agent is shutting down and its grace ran out.
     case shutdown
+    /// Cluster mode: this worker could not renew its lease on the cluster's database in time,
+    /// so it stops its tasks before its peers may run them again.
+    case leaseLost
 
     var result: TaskResult {
         switch self {
         case .timeout: return .timedOut
         case .killed, .covered: return .killed
-        case .shutdown: return .lost
+        case .shutdown, .leaseLost: return .lost
         }
     }
 
@@ -34,6 +41,7 @@ enum StopReason: Sendable, Equatable {
         case .killed: return "killed on request"
         case .covered(let newer): return "cancelled: covered by task \(newer)"
         case .shutdown: return "lost: the agent stopped while it ran"
+        case .leaseLost: return Self.leaseLostMessage
         }
     }
 }

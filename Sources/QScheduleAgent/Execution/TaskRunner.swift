@@ -70,9 +70,13 @@ public actor TaskRunner: Service {
     private var draining = false
     /// The settling of a previous process's leftovers; dispatches wait for it.
     private var recovery: Task<Void, Never>?
+    /// Leftovers another authority settled (the cluster gave them to other workers): their
+    /// processes are stopped like any leftover's, then they are recorded lost, never rerun.
+    private var settledElsewhere: [String: String] = [:]
     private var runningTotal = 0
     private var waitingTotal = 0
-    private let store: AgentStore
+    /// The host's journal.
+    let store: AgentStore
     private let settings: AgentSettings
     private let idGenerator: TaskIDGenerator
     /// This agent process's `QSCHEDULE_AGENT_INSTANCE`, recorded with each command's pid.
@@ -205,20 +209,29 @@ public actor TaskRunner: Service {
     /// With a caller-given `taskID` the call is idempotent: a task id already journaled for
     /// this job answers `accepted` again and does not run again. `hostSwitches: false` is for
     /// tasks admitted by an authority that keeps the job's on/off and worker switches itself
-    /// (the cluster); drain, queue limits and the outbox bound still apply.
+    /// (the cluster); drain, queue limits and the outbox bound still apply. `attempt`: the
+    /// attempt number the admitting authority gave this run (the cluster's retries count there).
     public func dispatch(
         job name: String,
         param: JSONValue,
         taskID requestedID: String? = nil,
         trigger: TaskTrigger = .dispatch,
         scheduledAt: Int64? = nil,
-        hostSwitches: Bool = true
+        hostSwitches: Bool = true,
+        attempt: Int = 1
     ) async -> DispatchResult {
         // A task journaled before recovery read the journal would be taken for a leftover.
         await recoverLeftovers()
+        var reopened: TaskRecord?
         if let requestedID {
             do {
-                if let existing = try store.task(requestedID) { return Self.repeated(existing, job: name, param: param) }
+                if let existing = try store.task(requestedID) {
+                    // A later attempt of a task this host finished (its admitting authority
+                    // retried it here): journaled again under that attempt, below.
+                    guard existing.status == .finished, attempt > existing.attempt, Self.repeated(existing, job: name, param: param) != .refused(.taskIDConflict)
+                    else { return Self.repeated(existing, job: name, param: param) }
+                    reopened = existing
+                }
             } catch {
                 logger.error("journal read failed", metadata: ["task": "\(requestedID)", "error": "\(error)"])
                 return .journalFailed
@@ -242,7 +255,12 @@ public actor TaskRunner: Service {
         slot.reserved += 1
         jobs[name] = slot
         waitingTotal += 1
-        let answer = await journal(job: name, param: param, requestedID: requestedID, trigger: trigger, scheduledAt: scheduledAt)
+        let answer: JournalAnswer
+        if let reopened {
+            answer = await reopen(reopened, attempt: attempt)
+        } else {
+            answer = await journal(job: name, param: param, requestedID: requestedID, trigger: trigger, scheduledAt: scheduledAt, attempt: attempt)
+        }
         jobs[name]?.reserved -= 1
         waitingTotal -= 1
         guard case .accepted = answer, let record = answer.record else { return answer.result }
@@ -271,12 +289,14 @@ public actor TaskRunner: Service {
         }
     }
 
-    private func journal(job: String, param: JSONValue, requestedID: String?, trigger: TaskTrigger, scheduledAt: Int64?) async -> JournalAnswer {
+    private func journal(
+        job: String, param: JSONValue, requestedID: String?, trigger: TaskTrigger, scheduledAt: Int64?, attempt: Int
+    ) async -> JournalAnswer {
         for _ in 0..<5 {
             let now = Date()
             var record = TaskRecord(
                 id: requestedID ?? idGenerator.next(at: now), job: job, param: param.jsonText,
-                trigger: trigger, acceptedAt: now.epochMilliseconds)
+                trigger: trigger, acceptedAt: now.epochMilliseconds, attempt: attempt)
             record.scheduledAt = scheduledAt
             do {
                 try await store.insertTask(record)
@@ -292,6 +312,22 @@ public actor TaskRunner: Service {
             }
         }
         return .other(.journalFailed)
+    }
+
+    private func reopen(_ record: TaskRecord, attempt: Int) async -> JournalAnswer {
+        do {
+            guard try await store.reopenTask(record.id, attempt: attempt) else { return .other(.accepted(taskID: record.id)) }
+            var again = record
+            again.attempt = attempt
+            again.status = .queued
+            again.acceptedAt = Date().epochMilliseconds
+            (again.result, again.startTime, again.endTime, again.duration, again.pid, again.exitCode, again.signal, again.message) =
+                (.none, nil, nil, nil, nil, nil, nil, "")
+            return .accepted(again)
+        } catch {
+            logger.error("journal write failed", metadata: ["task": "\(record.id)", "error": "\(error)"])
+            return .other(.journalFailed)
+        }
     }
 
     /// The answer to a task id that is already journaled: the same answer when it is the same
@@ -326,6 +362,15 @@ public actor TaskRunner: Service {
     /// no active task has this id.
     public func kill(taskID: String) async -> Bool {
         await stop(taskID: taskID, because: .killed)
+    }
+
+    /// Stops every running and queued task with `reason`; returns how many.
+    @discardableResult
+    func stopAll(because reason: StopReason) async -> Int {
+        let ids = jobs.values.flatMap { slot in slot.running.keys.map { $0 } + slot.queue.map(\.id) }
+        var stopped = 0
+        for id in ids where await stop(taskID: id, because: reason) { stopped += 1 }
+        return stopped
     }
 
     /// Stops a running task, or removes a queued one, recording `reason` (499 for a kill or a
@@ -407,6 +452,12 @@ public actor TaskRunner: Service {
         await recovery.value
     }
 
+    /// Before ``recoverLeftovers()``: these leftovers (id → why) are not run again here; they
+    /// are recorded lost with that message once their processes are stopped.
+    func settleElsewhere(_ reasons: [String: String]) {
+        settledElsewhere.merge(reasons) { $1 }
+    }
+
     private func settleLeftovers() async {
         let leftovers: [LeftoverTask]
         let earlierInstances: [String]
@@ -438,6 +489,10 @@ public actor TaskRunner: Service {
             }
             guard let slot = jobs[task.job] else {
                 lose("lost: job \(task.job) is no longer registered on this host")
+                continue
+            }
+            if let reason = settledElsewhere[task.id] {
+                lose(reason)
                 continue
             }
             switch slot.config.recover {

@@ -258,6 +258,23 @@ public final class AgentStore: Sendable {
         }
     }
 
+    /// Queues a finished task again as `attempt` (a later attempt its admitting authority, the
+    /// cluster, gave it after this host ended an earlier one); `false` when it is not finished
+    /// with an earlier attempt. Its journal row is reset to `queued`; its log goes on.
+    public func reopenTask(_ id: String, attempt: Int) async throws -> Bool {
+        let changed = Mutex(false)
+        try await journal.write { db in
+            try db.cachedStatement(sql: """
+                UPDATE task SET status = 'queued', result = 0, attempt = ?, accepted_at = ?, start_time = NULL, end_time = NULL,
+                    duration = NULL, pid = NULL, pid_start = NULL, exit_code = NULL, signal = NULL, message = ''
+                WHERE id = ? AND status = 'finished' AND attempt < ?
+                """).execute(arguments: [attempt, Date().epochMilliseconds, id, attempt])
+            let count = db.changesCount
+            changed.withLock { $0 = count > 0 }
+        }
+        return changed.withLock { $0 }
+    }
+
     /// One task by id, or `nil`.
     public func task(_ id: String) throws -> TaskRecord? {
         try pool.read { db in

@@ -42,7 +42,10 @@ final class AgentProcess: @unchecked Sendable {
     ) async throws -> AgentProcess {
         let dir = try dataDir ?? makeTemporaryDirectory()
         let configPath = dir + "/agent.conf"
-        let agent = agentTOML(dataDir: dir, extra: agentExtra)
+        // Cluster agents get kill_grace = 1 unless told otherwise: dead_after must leave room
+        // for 2 heartbeats and the kill grace, and the tests keep dead_after short.
+        let extra = tail.contains("[cluster]") && !agentExtra.contains("kill_grace") ? agentExtra + "\nkill_grace = 1" : agentExtra
+        let agent = agentTOML(dataDir: dir, extra: extra)
             .replacingOccurrences(of: "app_name = \"qschedule.test\"", with: "app_name = \"\(appName ?? "qschedule.test")\"")
             .replacingOccurrences(of: "listen = \"127.0.0.1:0\"", with: "listen = \"\(ip):\(port)\"")
             .replacingOccurrences(of: "advertise_ip = \"127.0.0.1\"", with: "advertise_ip = \"\(ip)\"")

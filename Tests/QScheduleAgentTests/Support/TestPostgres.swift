@@ -36,7 +36,7 @@ final class TestPostgres: Sendable {
     var url: String { "postgresql://qagent@127.0.0.1:\(port)/qagent" }
 
     /// The `[cluster]` table for an agent of this server.
-    func clusterTOML(heartbeatInterval: Int = 1, deadAfter: Int = 3) -> String {
+    func clusterTOML(heartbeatInterval: Int = 1, deadAfter: Int = 4) -> String {
         "[cluster]\ndatabase = \"\(url)\"\nheartbeat_interval = \(heartbeatInterval)\ndead_after = \(deadAfter)\n"
     }
 
