@@ -124,8 +124,9 @@ struct ClusterAdmission: Sendable {
     /// `dead_after` waits for another worker; a claimed task whose worker's heartbeat is older
     /// than `dead_after` (or whose worker left the cluster) is retried per the job's
     /// `recover` — `retry`: attempt + 1 on another worker, up to `max_attempts`; else it ends
-    /// 503. The member rows are locked first, so a heartbeat cannot slip in between the check
-    /// and the change. Returns the ids settled.
+    /// 503. A pinned task loses its pin (its worker is gone). The member rows are locked
+    /// first, so a heartbeat cannot slip in between the check and the change. Returns the ids
+    /// settled.
     func settleDead(job: String) async throws -> [String] {
         let deadAfter = database.settings.deadAfter
         let now = Date().epochMilliseconds
@@ -145,7 +146,7 @@ struct ClusterAdmission: Sendable {
                         THEN 'lost: worker ' || t.worker || ' stopped answering (no heartbeat for dead_after)' ELSE t.message END,
                     end_time = CASE WHEN t.status = 'claimed' AND NOT (p.retry AND t.attempt < p.max_attempts) THEN \(now) ELSE t.end_time END,
                     worker = CASE WHEN t.status = 'claimed' AND NOT (p.retry AND t.attempt < p.max_attempts) THEN t.worker END,
-                    refused_by = t.worker, claimed_at = NULL, assigned_at = NULL
+                    refused_by = t.worker, claimed_at = NULL, assigned_at = NULL, pinned = NULL
                 FROM (SELECT coalesce(definition->>'recover', 'retry') = 'retry' AS retry,
                              coalesce((definition->>'maxAttempts')::int, 3) AS max_attempts
                       FROM qagent_job WHERE job = \(job)) AS p

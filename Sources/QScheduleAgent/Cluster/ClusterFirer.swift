@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import ServiceLifecycle
+import Synchronization
 
 /// Fires the cluster's cron jobs (DESIGN §10, exactly-once fires): each fire is a task row
 /// whose id is `<job>:<scheduled ms>`, unique on (job, scheduled time), created and admitted
@@ -13,6 +14,11 @@ final class ClusterFirer: Service, Sendable {
     private let view: ClusterView
     private let identity: AgentIdentity
     private let jobs: [String: CronExpression]
+    private let misfire: [String: MisfirePolicy]
+    /// Per job, the latest fire that failed because the database did not answer: once it
+    /// answers, `misfire = "fire_once"` fires it (once: the key is its scheduled time),
+    /// `skip` drops it.
+    private let missed = Mutex<[String: Int64]>([:])
     private let timeZone: TimeZone
     private let logger: Logger
     private let ready = StartGate()
@@ -24,6 +30,7 @@ final class ClusterFirer: Service, Sendable {
         self.view = view
         self.identity = identity
         self.jobs = Dictionary(uniqueKeysWithValues: jobs.compactMap { job in job.cron.map { (job.name, $0) } })
+        misfire = Dictionary(uniqueKeysWithValues: jobs.map { ($0.name, $0.misfire) })
         self.timeZone = timeZone
         self.logger = logger
     }
@@ -54,7 +61,9 @@ final class ClusterFirer: Service, Sendable {
                 return
             }
             guard first.time <= now else {
-                try? await Task.sleep(for: .milliseconds(max(1, min(first.time - now, 30_000))))
+                let pending = missed.withLock { $0 }
+                if !pending.isEmpty { await retryMissed(pending) }
+                try? await Task.sleep(for: .milliseconds(max(1, min(first.time - now, pending.isEmpty ? 30_000 : 1_000))))
                 continue
             }
             let entry = queue.removeFirst()!
@@ -77,6 +86,20 @@ final class ClusterFirer: Service, Sendable {
 
     /// Creates the fire (nothing when it exists, is disabled or its job is busy under
     /// `discard`); it waits `pending` when no worker or slot is free.
+    /// Fires missed while the database was down, per the job's `misfire`.
+    private func retryMissed(_ pending: [String: Int64]) async {
+        for (job, scheduledAt) in pending {
+            missed.withLock { if $0[job] == scheduledAt { $0[job] = nil } }
+            guard misfire[job] == .fireOnce else {
+                logger.notice("cluster fire missed while the database did not answer: skipped (misfire = skip)", metadata: [
+                    "job": "\(job)", "scheduled": "\(scheduledAt)",
+                ])
+                continue
+            }
+            await fire(job: job, scheduledAt: scheduledAt)  // fails again → recorded again
+        }
+    }
+
     /// `asBackup`: look first (one cheap statement), since the owner has most likely fired.
     func fire(job: String, scheduledAt: Int64, asBackup: Bool = false) async {
         let task = ClusterAdmission.NewTask(id: "\(job):\(scheduledAt)", job: job, scheduledAt: scheduledAt)
@@ -86,6 +109,7 @@ final class ClusterFirer: Service, Sendable {
                 logger.notice("cluster fire skipped", metadata: ["job": "\(job)", "scheduled": "\(scheduledAt)", "reason": "\(reason.rawValue)"])
             }
         } catch {
+            missed.withLock { $0[job] = max($0[job] ?? scheduledAt, scheduledAt) }
             logger.error("cluster fire failed", metadata: [
                 "job": "\(job)", "scheduled": "\(scheduledAt)",
                 "error": "\(ClusterError.describing(error, "fire", settings: admission.database.settings))",

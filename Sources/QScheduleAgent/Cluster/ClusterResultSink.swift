@@ -91,7 +91,8 @@ final class ClusterResultSink: Service, Sendable {
                     worker = CASE WHEN q.again THEN NULL ELSE t.worker END,
                     refused_by = CASE WHEN q.again THEN t.worker ELSE t.refused_by END,
                     claimed_at = CASE WHEN q.again THEN NULL ELSE t.claimed_at END,
-                    assigned_at = CASE WHEN q.again THEN NULL ELSE t.assigned_at END
+                    assigned_at = CASE WHEN q.again THEN NULL ELSE t.assigned_at END,
+                    pinned = CASE WHEN q.again THEN NULL ELSE t.pinned END
                 FROM r JOIN LATERAL (
                     SELECT r.fenced AND coalesce(j.definition->>'recover', 'retry') = 'retry'
                         AND r.attempt < coalesce((j.definition->>'maxAttempts')::int, 3) AS again

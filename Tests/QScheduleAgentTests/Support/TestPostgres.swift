@@ -132,6 +132,37 @@ final class TestPostgres: Sendable {
         while server.isRunning, Date() < deadline { usleep(20_000) }
     }
 
+    /// Runs `pg_ctl` on this server's data (as `postgres` when the tests run as root).
+    private func pgctl(_ arguments: [String]) throws {
+        guard let bin = Self.binDirectory else { throw AgentProcessError(description: "no pg_ctl") }
+        let options = "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
+        let command = [bin + "/pg_ctl", "-D", directory + "/data", "-o", options, "-l", directory + "/pg_ctl.log", "-w", "-t", "30"] + arguments
+        let process = Process()
+        let asRoot = geteuid() == 0
+        process.executableURL = URL(fileURLWithPath: asRoot ? "/usr/sbin/runuser" : command[0])
+        process.arguments = asRoot ? ["-u", "postgres", "--"] + command : Array(command.dropFirst())
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw AgentProcessError(description: "pg_ctl \(arguments) failed") }
+    }
+
+    /// Stops the server (fast shutdown), keeping its files: clients see the database gone.
+    func pause() throws {
+        try pgctl(["stop", "-m", "fast"])
+    }
+
+    /// Starts the paused server again on the same port.
+    func resume() throws {
+        try pgctl(["start"])
+    }
+
+    /// `pg_ctl restart -m fast`: every connection is cut, the server is back at once.
+    func restart() throws {
+        try pgctl(["restart", "-m", "fast"])
+    }
+
     /// Stops the server and removes its files.
     func stop() {
         stopServer()
