@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what qagent builds and tests against, when it is missing: SQLite (GRDB) and
 # libcurl (Foundation's URLSession on Linux); for the tests, Quartz 2.3.2 and a Java runtime
-# (the cron engine is compared with Quartz itself) and PostgreSQL (cluster tests start their
-# own throwaway server). Safe to run again.
+# (the cron engine is compared with Quartz itself), PostgreSQL (cluster tests start their
+# own throwaway server) and faketime (one cluster agent runs with a skewed clock). Safe to
+# run again.
 set -euo pipefail
-packages=(libsqlite3-dev libcurl4-openssl-dev libquartz2-java postgresql)
+packages=(libsqlite3-dev libcurl4-openssl-dev libquartz2-java postgresql faketime)
 command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)
 missing=()
 for p in "${packages[@]}"; do

@@ -132,4 +132,241 @@ struct ClusterFailureTests {
             #expect(info.json["data"]?["message"]?.stringValue == StopReason.leaseLostMessage, "\(info.text)")
         }
     }
+
+    /// Cron jobs `f.tick0...` firing every second, logging `<task id> <who> <real start ms>` to
+    /// `dir/fires` (the real time read without any LD_PRELOAD clock, so a skewed agent's task
+    /// logs the true time).
+    static func tickJob(dir: String, who: String, misfire: String = "skip", count: Int = 1) -> String {
+        (0..<count).map { index in
+            """
+            [[job]]
+            name = "f.tick\(index)"
+            cron = "* * * * * ?"
+            misfire = "\(misfire)"
+            overlap = "concurrent"
+            max_concurrency = 8
+            command = ["/bin/sh", "-c", "echo $QSCHEDULE_TASK_ID \(who) $(env -u LD_PRELOAD -u FAKETIME date +%s%3N) >> \(dir)/fires"]
+
+            """
+        }.joined()
+    }
+
+    struct Fires {
+        /// Fires that ran, as `job:scheduled ms`.
+        var seconds: [String]
+        var duplicates: [String]
+        var missing: [String]
+        /// Real start − scheduled time, per fire (ms).
+        var lead: [String: Int64]
+        var byWorker: [String: Int]
+
+        /// The scheduled ms of the fires that ran.
+        var times: [Int64] { seconds.compactMap { Int64($0.split(separator: ":").last ?? "") } }
+        var missingTimes: [Int64] { missing.compactMap { Int64($0.split(separator: ":").last ?? "") } }
+    }
+
+    /// Reads `dir/fires` between `from` and `to` (scheduled ms) for `jobs` jobs.
+    static func fires(_ dir: String, from: Int64, to: Int64, jobs: Int = 1) -> Fires {
+        let text = (try? String(contentsOfFile: dir + "/fires", encoding: .utf8)) ?? ""
+        var runs: [String: [String]] = [:]
+        var lead: [String: Int64] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            guard parts.count == 3, let scheduled = Int64(parts[0].split(separator: ":").last ?? ""), let real = Int64(parts[2]),
+                  scheduled >= from, scheduled <= to else { continue }
+            runs[String(parts[0]), default: []].append(String(parts[1]))
+            lead[String(parts[0])] = real - scheduled
+        }
+        var byWorker: [String: Int] = [:]
+        for who in runs.values.flatMap({ $0 }) { byWorker[who, default: 0] += 1 }
+        let firstSecond = (from + 999) / 1000 * 1000
+        let expected = (0..<jobs).flatMap { job in stride(from: firstSecond, through: to, by: 1000).map { "f.tick\(job):\($0)" } }
+        return Fires(
+            seconds: runs.keys.sorted(), duplicates: runs.filter { $0.value.count > 1 }.keys.sorted(),
+            missing: expected.filter { runs[$0] == nil }, lead: lead, byWorker: byWorker)
+    }
+
+    @Test("PostgreSQL restarted, then stopped for 30 s, under dispatch and cron load: every acknowledged task runs, none twice; no fire twice; the outage's fires follow misfire; cluster answers fail with cluster_unavailable meanwhile")
+    func databaseOutage() async throws {
+        try await TestPostgres.with { server in
+            let dir = try makeTemporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            func jobs(_ who: String) -> String {
+                Self.tickJob(dir: dir, who: who, misfire: "fire_once") + """
+                [[job]]
+                name = "f.load"
+                overlap = "concurrent"
+                max_concurrency = 16
+                command = ["/bin/sh", "-c", "echo $QSCHEDULE_TASK_ID $QSCHEDULE_ATTEMPT >> \(dir)/work"]
+
+                """
+            }
+            let a = try await AgentProcess.start(jobs: jobs("a"), ip: "127.0.0.2", tail: server.clusterTOML())
+            defer { a.killNow() }
+            let b = try await AgentProcess.start(jobs: jobs("b"), ip: "127.0.0.3", tail: server.clusterTOML())
+            defer { b.killNow() }
+            #expect(try await eventually { try server.psql("SELECT count(*) FROM qagent_member") == "2" })
+            let started = Date().epochMilliseconds
+            let load = Task { () -> (acknowledged: [String], unavailable: Int, other: [String]) in
+                var acknowledged: [String] = [], unavailable = 0, other: [String] = []
+                var index = 0
+                while !Task.isCancelled {
+                    index += 1
+                    let agent = index.isMultiple(of: 2) ? a : b
+                    if let reply = try? await agent.call("POST", "/api2/tasks.do", json: #"{"job":"f.load","taskId":"load-\#(index)"}"#) {
+                        if reply.ret == true { acknowledged.append("load-\(index)") }
+                        else if reply.json["reason"]?.stringValue == "cluster_unavailable" { unavailable += 1 }
+                        else { other.append(reply.text) }
+                    }
+                    try? await Task.sleep(for: .milliseconds(100))
+                }
+                return (acknowledged, unavailable, other)
+            }
+            try await Task.sleep(for: .seconds(4))
+            let restartFrom = Date().epochMilliseconds
+            try server.restart()
+            let restartTo = Date().epochMilliseconds
+            try await Task.sleep(for: .seconds(5))
+            try server.pause()
+            let outageFrom = Date().epochMilliseconds
+            #expect((try? server.psql("SELECT 1")) == nil, "the database still answers after pg_ctl stop")
+            try await Task.sleep(for: .seconds(3))
+            // Meanwhile: this host's check answers from local state; cluster answers fail.
+            #expect(try await a.call("GET", "/api/check/127.0.0.2.do", token: nil).ret == true)
+            #expect(try await a.call("GET", "/api2/jobs/f.load.do").text == #"{"message":"查询失败","reason":"cluster_unavailable","ret":false}"#)
+            try await Task.sleep(for: .seconds(27))
+            let outageTo = Date().epochMilliseconds
+            try server.resume()
+            try await Task.sleep(for: .seconds(8))
+            load.cancel()
+            let (acknowledged, unavailable, other) = await load.value
+            let ended = Date().epochMilliseconds
+            #expect(try await eventually(seconds: 60) {
+                try server.psql("SELECT count(*) FROM qagent_task WHERE job = 'f.load' AND status = 'finished' AND result = 200") == "\(acknowledged.count)"
+            })
+            let work = ((try? String(contentsOfFile: dir + "/work", encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+            let ranIDs = Set(work.map { String($0.split(separator: " ")[0]) })
+            let lost = acknowledged.filter { !ranIDs.contains($0) }
+            let twice = Dictionary(grouping: work, by: { $0 }).filter { $0.value.count > 1 }.keys.sorted()
+            let fires = Self.fires(dir, from: started, to: ended - 2_000)
+            let inOutage = fires.times.filter { $0 > outageFrom + 1_000 && $0 < outageTo }
+            print("cluster database outage: \(acknowledged.count) dispatches acknowledged, \(unavailable) answered cluster_unavailable, \(lost.count) lost, \(twice.count) (task, attempt) run twice; \(fires.seconds.count) fires, \(fires.duplicates.count) twice, \(fires.missing.count) seconds not fired (the outage's, and the restart's), \(inOutage.count) fired for the 30 s outage (misfire = fire_once)")
+            #expect(other.isEmpty, "unexpected answers: \(other.prefix(3))")
+            #expect(lost.isEmpty, "acknowledged but never ran: \(lost)")
+            #expect(twice.isEmpty, "\(twice)")
+            #expect(unavailable > 0, "no dispatch saw the outage: the test did not test it")
+            #expect(fires.duplicates.isEmpty, "fired twice: \(fires.duplicates)")
+            #expect(inOutage.count == 1, "fire_once: one fire for the outage (\(outageFrom)...\(outageTo)), got \(inOutage)")
+            // Seconds may go unfired only while the database was away (and the moments around it).
+            let excused = { (second: Int64) in
+                (second > outageFrom - 2_000 && second < outageTo + 3_000) || (second > restartFrom - 2_000 && second < restartTo + 3_000)
+            }
+            #expect(fires.missingTimes.allSatisfy(excused), "a fire outside the faults was missed: \(fires.missingTimes.filter { !excused($0) })")
+        }
+    }
+
+    @Test("clock skew: one agent 3 s ahead, one 2 s behind (faketime): every second fires once, none early by more than the skew")
+    func clockSkew() async throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/faketime") else {
+            #expect(!TestPostgres.required, "faketime is missing: scripts/bootstrap.sh installs it")
+            return
+        }
+        try await TestPostgres.with { server in
+            let dir = try makeTemporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            // FAKETIME_DONT_FAKE_MONOTONIC: only the wall clock is skewed, as on a host whose NTP is off.
+            // The agent runs as the child of the `faketime` wrapper: signals go to the child.
+            func skewed(_ offset: String, who: String, ip: String) async throws -> AgentProcess {
+                try await AgentProcess.start(
+                    jobs: Self.tickJob(dir: dir, who: who, count: 4), wrapper: ["/usr/bin/faketime", "-f", offset], ip: ip, tail: server.clusterTOML(),
+                    environment: ["FAKETIME_DONT_FAKE_MONOTONIC": "1"])
+            }
+            func signalChild(_ wrapper: AgentProcess, _ signal: String) {
+                _ = try? DurabilityTests.shell("pkill -\(signal) -P \(wrapper.process.processIdentifier)")
+            }
+            let ahead = try await skewed("+3s", who: "ahead", ip: "127.0.0.2")
+            defer { signalChild(ahead, "KILL"); ahead.killNow() }
+            let behind = try await skewed("-2s", who: "behind", ip: "127.0.0.3")
+            defer { signalChild(behind, "KILL"); behind.killNow() }
+            let exact = try await AgentProcess.start(jobs: Self.tickJob(dir: dir, who: "exact", count: 4), ip: "127.0.0.4", tail: server.clusterTOML())
+            defer { exact.killNow() }
+            // The skew is real: a task id carries its agent's clock (yyMMdd.HHmmss...).
+            let id = try #require(try await ahead.call("POST", "/api2/tasks.do", json: #"{"job":"f.tick0","worker":"\#(ahead.address)"}"#).message)
+            let formatter = DateFormatter()
+            formatter.dateFormat = "yyMMdd.HHmmss"
+            formatter.timeZone = TimeZone.current
+            let stamped = try #require(formatter.date(from: String(id.prefix(13))))
+            #expect(stamped.timeIntervalSinceNow > 1.5, "the ahead agent's clock is not ahead: \(id)")
+            let from = Date().epochMilliseconds + 4_000
+            try await Task.sleep(for: .seconds(16))
+            let to = Date().epochMilliseconds - 4_000
+            for wrapper in [ahead, behind] {
+                signalChild(wrapper, "TERM")
+                _ = try await wrapper.stop(signal: 0)
+            }
+            _ = try await exact.stop()
+            let fires = Self.fires(dir, from: from, to: to, jobs: 4)
+            let earliest = fires.lead.values.min() ?? 0
+            print("cluster clock skew (+3 s, -2 s, 0): \(fires.seconds.count) seconds fired, \(fires.duplicates.count) twice, \(fires.missing.count) missed, earliest start \(earliest) ms from its scheduled time, per worker \(fires.byWorker.sorted { $0.key < $1.key })")
+            #expect(fires.seconds.count >= 24)
+            #expect(fires.byWorker["ahead", default: 0] > 0, "the skewed agent never ran a fire: not a skew test")
+            #expect(fires.duplicates.isEmpty, "fired twice: \(fires.duplicates)")
+            #expect(fires.missing.isEmpty, "missed: \(fires.missing)")
+            #expect(earliest >= -3_000 - 500, "a fire ran earlier than the largest skew allows: \(earliest) ms")
+        }
+    }
+
+    @Test("rolling restart under cron load (3 jobs every second): each of 3 agents restarted in turn; no fire lost or run twice")
+    func rollingRestart() async throws {
+        try await TestPostgres.with { server in
+            let dir = try makeTemporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let base = Int.random(in: 41_000...48_000)
+            var agents: [AgentProcess] = []
+            defer { for agent in agents { agent.killNow() } }
+            for index in 0..<3 {
+                agents.append(try await AgentProcess.start(
+                    jobs: Self.tickJob(dir: dir, who: "a\(index)", count: 3), ip: "127.0.0.\(index + 2)", port: base + index, tail: server.clusterTOML()))
+            }
+            #expect(try await eventually { try server.psql("SELECT count(*) FROM qagent_member") == "3" })
+            let from = Date().epochMilliseconds + 2_000
+            try await Task.sleep(for: .seconds(3))
+            for index in 0..<3 {
+                let old = agents[index]
+                #expect(try await old.stop() == 0)
+                agents[index] = try await AgentProcess.start(
+                    jobs: Self.tickJob(dir: dir, who: "a\(index)", count: 3), dataDir: old.dataDir, ip: old.ip, port: old.port, tail: server.clusterTOML())
+                #expect(try await eventually { try server.psql("SELECT count(*) FROM qagent_member WHERE heartbeat_at > now() - interval '2 seconds'") == "3" })
+                try await Task.sleep(for: .seconds(4))
+            }
+            let to = Date().epochMilliseconds - 3_000
+            for agent in agents { _ = try await agent.stop() }
+            let fires = Self.fires(dir, from: from, to: to, jobs: 3)
+            print("cluster rolling restart: \(fires.seconds.count) seconds fired, \(fires.duplicates.count) twice, \(fires.missing.count) missed, per worker \(fires.byWorker.sorted { $0.key < $1.key })")
+            #expect(fires.seconds.count >= 30)
+            #expect(fires.duplicates.isEmpty, "fired twice: \(fires.duplicates)")
+            #expect(fires.missing.isEmpty, "missed: \(fires.missing)")
+        }
+    }
+
+    @Test("50 agents starting at once on an empty database: one migrates, all register")
+    func fiftyAgentsAtOnce() async throws {
+        try await TestPostgres.with { server in
+            let job = "[[job]]\nname = \"f.idle\"\ncommand = [\"/bin/true\"]\n"
+            let agents = try await withThrowingTaskGroup(of: AgentProcess.self) { group in
+                for index in 0..<50 {
+                    group.addTask { try await AgentProcess.start(jobs: job, ip: "127.0.1.\(index + 10)", tail: server.clusterTOML(heartbeatInterval: 2, deadAfter: 30)) }
+                }
+                var started: [AgentProcess] = []
+                for try await agent in group { started.append(agent) }
+                return started
+            }
+            defer { for agent in agents { agent.killNow(); try? FileManager.default.removeItem(atPath: agent.dataDir) } }
+            #expect(try await eventually(seconds: 60) { try server.psql("SELECT count(*) FROM qagent_member") == "50" })
+            #expect(try server.psql("SELECT version FROM qagent_schema") == "\(ClusterSchema.currentVersion)")
+            let migrated = agents.filter { $0.log.contains("cluster schema migrated") }.count
+            print("cluster start: 50 agents at once, \(migrated) migrated the schema, 50 registered")
+            #expect(migrated == 1)
+        }
+    }
 }

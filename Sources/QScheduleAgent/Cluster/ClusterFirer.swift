@@ -24,6 +24,8 @@ final class ClusterFirer: Service, Sendable {
     private let ready = StartGate()
     /// How long after the scheduled time the backup inserts.
     static let backupDelayMs: Int64 = 2_000
+    /// Seconds a fire may take; then it counts as missed (see `misfire`).
+    static let fireTimeout = 3
 
     init(admission: ClusterAdmission, view: ClusterView, identity: AgentIdentity, jobs: [JobConfig], timeZone: TimeZone, logger: Logger) {
         self.admission = admission
@@ -104,8 +106,13 @@ final class ClusterFirer: Service, Sendable {
     func fire(job: String, scheduledAt: Int64, asBackup: Bool = false) async {
         let task = ClusterAdmission.NewTask(id: "\(job):\(scheduledAt)", job: job, scheduledAt: scheduledAt)
         do {
-            if asBackup, try await admission.exists(task.id) { return }
-            if case .refused(let reason) = try await admission.create(task), reason != .jobDisabled {
+            // Bounded: the pool queues queries while the database is away, and a fire that
+            // waited would run late; failed, it is a missed fire and follows `misfire`.
+            let outcome = try await ClusterDatabase.withTimeout(Self.fireTimeout, what: "fire") { [admission] in
+                if asBackup, try await admission.exists(task.id) { return ClusterAdmission.Outcome.exists(job: job, param: "{}") }
+                return try await admission.create(task)
+            }
+            if case .refused(let reason) = outcome, reason != .jobDisabled {
                 logger.notice("cluster fire skipped", metadata: ["job": "\(job)", "scheduled": "\(scheduledAt)", "reason": "\(reason.rawValue)"])
             }
         } catch {

@@ -137,15 +137,25 @@ final class TestPostgres: Sendable {
         guard let bin = Self.binDirectory else { throw AgentProcessError(description: "no pg_ctl") }
         let options = "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
         let command = [bin + "/pg_ctl", "-D", directory + "/data", "-o", options, "-l", directory + "/pg_ctl.log", "-w", "-t", "30"] + arguments
-        let process = Process()
-        let asRoot = geteuid() == 0
-        process.executableURL = URL(fileURLWithPath: asRoot ? "/usr/sbin/runuser" : command[0])
-        process.arguments = asRoot ? ["-u", "postgres", "--"] + command : Array(command.dropFirst())
-        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw AgentProcessError(description: "pg_ctl \(arguments) failed") }
+        let argv = geteuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] + command : command
+        // posix_spawn and waitpid, not Foundation's Process: its exit detection relies on a
+        // descriptor the child inherits, which the postmaster pg_ctl leaves behind keeps open,
+        // so waitUntilExit() never returned.
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var cArguments = argv.map { strdup($0) } + [nil]
+        defer { for pointer in cArguments { free(pointer) } }
+        var pid: pid_t = 0
+        guard posix_spawn(&pid, argv[0], &actions, nil, &cArguments, environ) == 0 else {
+            throw AgentProcessError(description: "cannot run pg_ctl")
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        guard status == 0 else { throw AgentProcessError(description: "pg_ctl \(arguments) failed (status \(status))") }
     }
 
     /// Stops the server (fast shutdown), keeping its files: clients see the database gone.
