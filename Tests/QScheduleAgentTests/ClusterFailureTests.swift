@@ -133,7 +133,7 @@ struct ClusterFailureTests {
         }
     }
 
-    /// Cron jobs `f.tick0...` firing every second, logging `<task id> <who> <real start ms>` to
+    /// Cron jobs `f.tick0...` firing every second, logging `<task id>#<attempt> <who> <real start ms>` to
     /// `dir/fires` (the real time read without any LD_PRELOAD clock, so a skewed agent's task
     /// logs the true time).
     static func tickJob(dir: String, who: String, misfire: String = "skip", count: Int = 1) -> String {
@@ -145,7 +145,7 @@ struct ClusterFailureTests {
             misfire = "\(misfire)"
             overlap = "concurrent"
             max_concurrency = 8
-            command = ["/bin/sh", "-c", "echo $QSCHEDULE_TASK_ID \(who) $(env -u LD_PRELOAD -u FAKETIME date +%s%3N) >> \(dir)/fires"]
+            command = ["/bin/sh", "-c", "echo $QSCHEDULE_TASK_ID#$QSCHEDULE_ATTEMPT \(who) $(env -u LD_PRELOAD -u FAKETIME date +%s%3N) >> \(dir)/fires"]
 
             """
         }.joined()
@@ -159,6 +159,8 @@ struct ClusterFailureTests {
         /// Real start − scheduled time, per fire (ms).
         var lead: [String: Int64]
         var byWorker: [String: Int]
+        /// Later attempts of fires that ran (a fenced task retried).
+        var retries = 0
 
         /// The scheduled ms of the fires that ran.
         var times: [Int64] { seconds.compactMap { Int64($0.split(separator: ":").last ?? "") } }
@@ -170,20 +172,28 @@ struct ClusterFailureTests {
         let text = (try? String(contentsOfFile: dir + "/fires", encoding: .utf8)) ?? ""
         var runs: [String: [String]] = [:]
         var lead: [String: Int64] = [:]
+        var retries: [String] = []
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ")
-            guard parts.count == 3, let scheduled = Int64(parts[0].split(separator: ":").last ?? ""), let real = Int64(parts[2]),
+            let run = parts.first?.split(separator: "#") ?? []
+            guard parts.count == 3, run.count == 2, let scheduled = Int64(run[0].split(separator: ":").last ?? ""), let real = Int64(parts[2]),
                   scheduled >= from, scheduled <= to else { continue }
-            runs[String(parts[0]), default: []].append(String(parts[1]))
-            lead[String(parts[0])] = real - scheduled
+            // A fire's first attempt; a later one (a worker lost its lease, the cluster retried) is counted apart.
+            guard run[1] == "1" else {
+                retries.append(String(parts[0]))
+                continue
+            }
+            runs[String(run[0]), default: []].append(String(parts[1]))
+            lead[String(run[0])] = real - scheduled
         }
+        let twice = Dictionary(grouping: retries, by: { $0 }).filter { $0.value.count > 1 }.keys
         var byWorker: [String: Int] = [:]
         for who in runs.values.flatMap({ $0 }) { byWorker[who, default: 0] += 1 }
         let firstSecond = (from + 999) / 1000 * 1000
         let expected = (0..<jobs).flatMap { job in stride(from: firstSecond, through: to, by: 1000).map { "f.tick\(job):\($0)" } }
         return Fires(
-            seconds: runs.keys.sorted(), duplicates: runs.filter { $0.value.count > 1 }.keys.sorted(),
-            missing: expected.filter { runs[$0] == nil }, lead: lead, byWorker: byWorker)
+            seconds: runs.keys.sorted(), duplicates: (Array(runs.filter { $0.value.count > 1 }.keys) + Array(twice)).sorted(),
+            missing: expected.filter { runs[$0] == nil }, lead: lead, byWorker: byWorker, retries: retries.count)
     }
 
     @Test("PostgreSQL restarted, then stopped for 30 s, under dispatch and cron load: every acknowledged task runs, none twice; no fire twice; the outage's fires follow misfire; cluster answers fail with cluster_unavailable meanwhile")
@@ -250,7 +260,7 @@ struct ClusterFailureTests {
             let twice = Dictionary(grouping: work, by: { $0 }).filter { $0.value.count > 1 }.keys.sorted()
             let fires = Self.fires(dir, from: started, to: ended - 2_000)
             let inOutage = fires.times.filter { $0 > outageFrom + 1_000 && $0 < outageTo }
-            print("cluster database outage: \(acknowledged.count) dispatches acknowledged, \(unavailable) answered cluster_unavailable, \(lost.count) lost, \(twice.count) (task, attempt) run twice; \(fires.seconds.count) fires, \(fires.duplicates.count) twice, \(fires.missing.count) seconds not fired (the outage's, and the restart's), \(inOutage.count) fired for the 30 s outage (misfire = fire_once)")
+            print("cluster database outage: \(acknowledged.count) dispatches acknowledged, \(unavailable) answered cluster_unavailable, \(lost.count) lost, \(twice.count) (task, attempt) run twice; \(fires.seconds.count) fires, \(fires.duplicates.count) (fire, attempt) twice, \(fires.retries) retried as a later attempt, \(fires.missing.count) seconds not fired (the outage's, and the restart's), \(inOutage.count) fired for the 30 s outage (misfire = fire_once)")
             #expect(other.isEmpty, "unexpected answers: \(other.prefix(3))")
             #expect(lost.isEmpty, "acknowledged but never ran: \(lost)")
             #expect(twice.isEmpty, "\(twice)")

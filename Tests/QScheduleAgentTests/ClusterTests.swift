@@ -216,6 +216,10 @@ struct ClusterTests {
                 try await store.finishTask(TaskCompletion(taskID: "t-new", job: "j", result: .succeeded, startTime: 2000, endTime: 2500, message: "exit code 0"))
                 #expect(try await sink.deliverBatch() == 1)
                 #expect(try server.psql("SELECT status, result, attempt FROM qagent_task WHERE id = 't-new'") == "finished|200|1")
+                // A worker's notification channel: the SQL that notifies and the Swift that listens agree.
+                for address in ["127.0.0.2:20010", "[::1]:20010", "[2001:db8::7]:1"] {
+                    #expect(try server.psql("SELECT 'qagent_' || translate('\(address)', '.:[]', '____')") == ClusterNotice.channel(for: address))
+                }
                 // Retention: finished rows older than retention_days go (t-new ended in 1970, t-old
                 // 8 days ago); open ones stay, whatever their age.
                 let old = Date().addingTimeInterval(-8 * 86_400).epochMilliseconds

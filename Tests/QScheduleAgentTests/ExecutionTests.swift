@@ -35,7 +35,7 @@ struct ExecutionTests {
             [[job]]
             name = "x.forker"
             command = ["\(script)", "$DATA_DIR"]
-            timeout = 2
+            timeout = 6
 
             [[job]]
             name = "x.forker.notimeout"
@@ -61,13 +61,13 @@ struct ExecutionTests {
         try await InProcessAgent.with(jobs: try Self.forkerJobs(dir: scripts), agentExtra: "kill_grace = 1") { agent in
             let dir = agent.agent.config.agent.dataDir
             let id = try #require(try await agent.call(.post, "/api2/tasks.do", body: #"{"job":"x.forker"}"#).message)
-            #expect(await eventually(seconds: 5) { Self.pids(in: dir).count == 3 })
+            #expect(await eventually { Self.pids(in: dir).count == 3 })
             let pids = Self.pids(in: dir)
             #expect(pids.values.allSatisfy(Self.isAlive))
             #expect(try await eventually(seconds: 15) { try agent.agent.store.task(id)?.status == .finished })
             let task = try #require(try agent.agent.store.task(id))
             #expect(task.result == .timedOut)
-            #expect(task.message == "timed out after 2s")
+            #expect(task.message == "timed out after 6s")
             #expect(await eventually(seconds: 5) { pids.values.allSatisfy { !Self.isAlive($0) } }, "survivors: \(pids.filter { Self.isAlive($0.value) })")
             #expect(try await agent.call(.get, "/api2/jobs/x.forker.do").data?["lastState"] == .int(504))
         }
@@ -80,7 +80,7 @@ struct ExecutionTests {
         try await InProcessAgent.with(jobs: try Self.forkerJobs(dir: scripts), agentExtra: "kill_grace = 1") { agent in
             let dir = agent.agent.config.agent.dataDir
             let id = try #require(try await agent.call(.post, "/api2/tasks.do", body: #"{"job":"x.forker.notimeout"}"#).message)
-            #expect(await eventually(seconds: 5) { Self.pids(in: dir).count == 3 })
+            #expect(await eventually { Self.pids(in: dir).count == 3 })
             let pids = Self.pids(in: dir)
             // The pid is journaled without holding up the start: it shows up a moment later.
             #expect(try await eventually { try await agent.call(.get, "/api2/tasks/\(id).do").data?["pid"]?.intValue != nil })

@@ -315,9 +315,11 @@ struct ClusterAdmission: Sendable {
         _ = try await endUnclaimed(unclaimed, ending, connection)
         state.pending = []
         state.active.removeAll { !$0.claimed }
-        let claimed = state.active.compactMap { task in task.worker.map { ClusterNotice.cover(worker: $0, taskID: task.id, by: newID).payload } }
-        if !claimed.isEmpty {
-            try await connection.query("SELECT pg_notify('qagent_task', p) FROM unnest(\(claimed)::text[]) AS p", logger: logger)
+        let notices = state.active.compactMap { task in task.worker.map { ClusterNotice.cover(worker: $0, taskID: task.id, by: newID) } }
+        if !notices.isEmpty {
+            let (channels, payloads) = (notices.map { ClusterNotice.channel(for: $0.worker) }, notices.map(\.payload))
+            try await connection.query(
+                "SELECT pg_notify(c, p) FROM unnest(\(channels)::text[], \(payloads)::text[]) AS n(c, p)", logger: logger)
         }
     }
 
@@ -350,7 +352,7 @@ struct ClusterAdmission: Sendable {
             ), counted AS (
                 UPDATE qagent_job SET assignments = assignments + \(advanced) WHERE job = \(state.job) AND \(advanced) > 0
             )
-            SELECT pg_notify('qagent_task', w) FROM (SELECT DISTINCT worker AS w FROM assigned) AS notified
+            SELECT pg_notify('qagent_' || translate(w, '.:[]', '____'), w) FROM (SELECT DISTINCT worker AS w FROM assigned) AS notified
             """, logger: logger)
     }
 
@@ -408,9 +410,16 @@ struct ClusterJobPolicy: Sendable, Equatable {
     }
 }
 
-/// What travels on the `qagent_task` channel: a worker's address (new work for it), or an
-/// order to stop a task it runs because a newer task of a `cover` job superseded it.
+/// What travels on a worker's channel: its address (new work for it), or an order to stop a
+/// task it runs because a newer task of a `cover` job superseded it.
 enum ClusterNotice: Equatable, Sendable {
+    /// The worker's own channel: a notification reaches only the worker it is for (one shared
+    /// channel would deliver every notification to every agent of the fleet). The same
+    /// mapping is written in SQL where assignments notify: `'qagent_' || translate(w, '.:[]', '____')`.
+    static func channel(for worker: String) -> String {
+        "qagent_" + String(worker.map { ".:[]".contains($0) ? "_" : $0 })
+    }
+
     case work(worker: String)
     case cover(worker: String, taskID: String, by: String)
 

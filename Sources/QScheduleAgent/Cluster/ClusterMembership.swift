@@ -146,12 +146,14 @@ public final class ClusterMembership: Service, Sendable {
         return found
     }
 
-    /// Reads which online members serve which job into ``view``.
+    /// Reads which online members serve this agent's jobs into ``view``.
     func refreshView() async throws {
         let deadAfter = database.settings.deadAfter
+        // Only this agent's jobs: what it reads grows with its jobs' servers, not with the fleet.
+        let mine = await runner.jobConfigs.map(\.name)
         let rows = try await database.client.query("""
             SELECT j.job, m.address FROM qagent_member_job j JOIN qagent_member m ON m.address = j.address
-            WHERE m.heartbeat_at > now() - make_interval(secs => \(deadAfter))
+            WHERE j.job = ANY(\(mine)::text[]) AND m.heartbeat_at > now() - make_interval(secs => \(deadAfter))
             """, logger: logger)
         var servers: [String: [String]] = [:]
         for try await (job, address) in rows.decode((String, String).self) { servers[job, default: []].append(address) }

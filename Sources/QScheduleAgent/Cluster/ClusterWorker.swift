@@ -4,8 +4,8 @@ import PostgresNIO
 import ServiceLifecycle
 
 /// Takes the cluster tasks assigned to this agent and runs them through the local runner
-/// (DESIGN §10, dispatch and wake-up): woken by LISTEN/NOTIFY on `qagent_task`, polling every
-/// second as the fallback. A claim marks at most 16 rows `claimed` (`FOR UPDATE SKIP LOCKED`),
+/// (DESIGN §10, dispatch and wake-up): woken by LISTEN/NOTIFY on its own channel, polling every
+/// heartbeat interval as the fallback. A claim marks at most 16 rows `claimed` (`FOR UPDATE SKIP LOCKED`),
 /// then each is dispatched locally under its cluster id — idempotent, so rows claimed by a
 /// process that died before journaling them are dispatched again at the next start. A task
 /// the runner refuses (overloaded, draining) is handed back for another worker, at most
@@ -72,14 +72,14 @@ final class ClusterWorker: Service, Sendable {
         }
     }
 
-    /// Holds one connection listening on `qagent_task`; a notification naming this worker wakes
+    /// Holds one connection listening on this worker's channel; a notification naming this worker wakes
     /// the claim loop or stops a covered task. Reconnects after a second when the connection is lost.
     private func listen() async {
         let address = identity.address
         while !Task.isCancelled {
             do {
                 try await database.client.withConnection { connection in
-                    try await connection.listen(on: "qagent_task") { notifications in
+                    try await connection.listen(on: ClusterNotice.channel(for: address)) { notifications in
                         for try await notification in notifications {
                             guard let notice = ClusterNotice(payload: notification.payload), notice.worker == address else { continue }
                             switch notice {
@@ -104,12 +104,21 @@ final class ClusterWorker: Service, Sendable {
     private func claimLoop() async {
         // First the rows this address claimed before (a previous process): dispatch is idempotent.
         await dispatchAll(status: "claimed")
+        var lastRecheck = ContinuousClock.now
         while !Task.isCancelled {
+            // A claim the database committed but whose answer was lost (a connection cut at that
+            // moment) leaves rows claimed here and never dispatched: every few seconds this
+            // worker's claimed rows are dispatched again (idempotent: journaled ones never rerun).
+            if lease.isValid(), ContinuousClock.now - lastRecheck > .seconds(5 * database.settings.heartbeatInterval) {
+                lastRecheck = ContinuousClock.now
+                await dispatchAll(status: "claimed")
+            }
             // No lease, no claims: what this worker claims now it could not hold.
             let claimed = lease.isValid() ? await dispatchAll(status: "assigned") : 0
             if claimed == Self.claimBatch { continue }  // more may wait
-            // Until a notification, or a second at most (the fallback poll).
-            await wake.wait(timeout: .seconds(1))
+            // Until a notification, or a heartbeat interval at most (the fallback poll: the
+            // idle polls of a thousand agents are most of the database's background work).
+            await wake.wait(timeout: .seconds(database.settings.heartbeatInterval))
         }
     }
 
