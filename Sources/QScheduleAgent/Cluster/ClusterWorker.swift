@@ -290,12 +290,16 @@ final class ClusterWorker: Service, Sendable {
     }
 
     /// Deletes up to ``pruneBatch`` finished tasks that ended more than `retentionDays` ago,
-    /// oldest first, and members without a heartbeat for a day; returns how many tasks.
+    /// oldest first, stale results as old, and members without a heartbeat for a day; returns
+    /// how many tasks.
     @discardableResult
     static func prune(database: ClusterDatabase, retentionDays: Int, logger: Logger) async throws -> Int {
         let cutoff = Date().addingTimeInterval(-Double(retentionDays) * 86_400).epochMilliseconds
-        // Members silent for a day left for good (a host replaced, an address changed).
+        // Members silent for a day left for good (a host replaced, an address changed); stale
+        // results are kept as long as tasks.
         try await database.client.query("DELETE FROM qagent_member WHERE heartbeat_at < now() - interval '1 day'", logger: logger)
+        try await database.client.query(
+            "DELETE FROM qagent_stale_result WHERE recorded_at < now() - make_interval(secs => \(retentionDays * 86_400))", logger: logger)
         let rows = try await database.client.query("""
             WITH gone AS (
                 DELETE FROM qagent_task WHERE id IN (
