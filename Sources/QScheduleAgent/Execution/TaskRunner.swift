@@ -13,7 +13,7 @@ import ServiceLifecycle
 /// service group reaches them as cancellation, which stops their process groups.
 public actor TaskRunner: Service {
     /// One job's live state on this host.
-    private struct JobSlot {
+    struct JobSlot {
         let config: JobConfig
         let executor: TaskExecutor
         var enabled: Bool
@@ -37,7 +37,7 @@ public actor TaskRunner: Service {
     }
 
     /// A started task: what is needed to stop it and to answer `/api/check`.
-    private struct RunningTask {
+    struct RunningTask {
         let record: TaskRecord
         let startTime: Int64
         let progress: TaskProgress
@@ -45,7 +45,7 @@ public actor TaskRunner: Service {
     }
 
     /// A task handed to ``run()`` to execute.
-    private struct StartOrder: Sendable {
+    struct StartOrder: Sendable {
         let record: TaskRecord
         let startTime: Int64
         let progress: TaskProgress
@@ -66,28 +66,28 @@ public actor TaskRunner: Service {
         public var queued: Int
     }
 
-    private var jobs: [String: JobSlot]
+    var jobs: [String: JobSlot]
     private var draining = false
     /// The settling of a previous process's leftovers; dispatches wait for it.
-    private var recovery: Task<Void, Never>?
+    var recovery: Task<Void, Never>?
     /// Leftovers another authority settled (the cluster gave them to other workers): their
     /// processes are stopped like any leftover's, then they are recorded lost, never rerun.
-    private var settledElsewhere: [String: String] = [:]
-    private var runningTotal = 0
-    private var waitingTotal = 0
+    var settledElsewhere: [String: String] = [:]
+    var runningTotal = 0
+    var waitingTotal = 0
     /// The host's journal.
     let store: AgentStore
-    private let settings: AgentSettings
+    let settings: AgentSettings
     private let idGenerator: TaskIDGenerator
     /// This agent process's `QSCHEDULE_AGENT_INSTANCE`, recorded with each command's pid.
-    private let instance: String
-    private let logDirectory: String
-    private let runDirectory: String
-    private let logger: Logger
+    let instance: String
+    let logDirectory: String
+    let runDirectory: String
+    let logger: Logger
     /// `[report] outbox_max`, when finished tasks are reported.
     private let outboxLimit: Int?
-    private let starts: AsyncStream<StartOrder>
-    private let startContinuation: AsyncStream<StartOrder>.Continuation
+    let starts: AsyncStream<StartOrder>
+    let startContinuation: AsyncStream<StartOrder>.Continuation
 
     init(
         jobs: [(JobConfig, TaskExecutor)],
@@ -398,297 +398,6 @@ public actor TaskRunner: Service {
     /// the outbox within `outbox_max` even when every active task finishes at once.
     private var unreportedTasks: Int {
         runningTotal + waitingTotal + jobs.values.reduce(0) { $0 + $1.finishing.count }
-    }
-
-    // MARK: Shutdown and recovery
-
-    /// Shutdown after the grace ran out: stops every running task (recorded per its job's
-    /// `recover`: `retry` stays unfinished and runs again at the next start, `discard` is
-    /// recorded 503) and settles queued ones the same way. Returns once no task runs, or
-    /// after `kill_grace` + 6 s at worst.
-    public func stopAllForShutdown() async {
-        beginShutdown()
-        for (name, slot) in jobs {
-            for running in slot.running.values { running.stop.yield(.shutdown) }
-            guard !slot.queue.isEmpty else { continue }
-            let queued = slot.queue
-            jobs[name]?.queue = []
-            waitingTotal -= queued.count
-            guard slot.config.recover == .discard else { continue }  // retry: stays queued in the journal
-            let now = Date().epochMilliseconds
-            await settle(queued.map { record in
-                TaskCompletion(
-                    taskID: record.id, job: name, result: .lost, startTime: now, endTime: now,
-                    message: "lost: the agent stopped before it started")
-            })
-        }
-        let deadline = ContinuousClock.now.advanced(by: .seconds(settings.killGrace + 6))
-        while jobs.values.contains(where: { !$0.running.isEmpty || !$0.finishing.isEmpty }), ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-    }
-
-    /// At start: tasks a previous agent process left queued or running. Their leftover
-    /// processes are killed first — the recorded leader only if its pid still has the same
-    /// start time, plus every process carrying the task's environment markers — so a task
-    /// id never runs twice at once. Then per job `recover`: `retry` queues the task again
-    /// (attempt + 1 if its start was journaled, up to `max_attempts`; the same attempt if it
-    /// never started), `discard` records it 503.
-    ///
-    /// The new attempt number is journaled with the task's start, before anything runs: a
-    /// crash before that start leaves the journal as it was, and the next recovery computes
-    /// the same attempt again — an attempt number never runs twice.
-    ///
-    /// Runs once; ``Agent/run(onReady:)`` calls it before the HTTP interface listens, so no
-    /// `/api/check` can answer "idle" while leftovers are being settled.
-    public func recoverLeftovers() async {
-        if let recovery {
-            await recovery.value
-            return
-        }
-        // A stored task, so that every caller (and every dispatch) waits for the one recovery.
-        let recovery = Task { await self.settleLeftovers() }
-        self.recovery = recovery
-        await recovery.value
-    }
-
-    /// Before ``recoverLeftovers()``: these leftovers (id → why) are not run again here; they
-    /// are recorded lost with that message once their processes are stopped.
-    func settleElsewhere(_ reasons: [String: String]) {
-        settledElsewhere.merge(reasons) { $1 }
-    }
-
-    private func settleLeftovers() async {
-        let leftovers: [LeftoverTask]
-        let earlierInstances: [String]
-        do {
-            leftovers = try store.leftoverTasks()
-            earlierInstances = try store.earlierInstances()
-        } catch {
-            logger.error("cannot read the journal; leftover tasks are not recovered", metadata: ["error": "\(error)"])
-            return
-        }
-        do {
-            try store.registerInstance(instance)
-        } catch {
-            logger.error("cannot record this agent instance; a crash of this process leaves escaped descendants unswept", metadata: ["error": "\(error)"])
-        }
-        // One pass over /proc and one grace period for all leftovers together.
-        let found = await LeftoverProcesses.stop(tasks: leftovers, earlierInstances: earlierInstances, grace: .seconds(settings.killGrace))
-        var lost: [TaskCompletion] = []
-        var requeued = 0
-        let now = Date().epochMilliseconds
-        for leftover in leftovers {
-            let task = leftover.record
-            // A process found for a task journaled as queued would mean it ran unjournaled:
-            // counted as started, so its rerun is a new attempt.
-            let started = task.status == .running || found.contains(task.id)
-            func lose(_ message: String) {
-                lost.append(TaskCompletion(
-                    taskID: task.id, job: task.job, result: .lost, startTime: task.startTime ?? now, endTime: now, message: message))
-            }
-            guard let slot = jobs[task.job] else {
-                lose("lost: job \(task.job) is no longer registered on this host")
-                continue
-            }
-            if let reason = settledElsewhere[task.id] {
-                lose(reason)
-                continue
-            }
-            switch slot.config.recover {
-            case .discard:
-                lose(started ? "lost: the agent stopped while it ran" : "lost: the agent stopped before it started")
-            case .retry:
-                let attempt = started ? task.attempt + 1 : task.attempt
-                guard attempt <= slot.config.maxAttempts else {
-                    lose("lost: not run again, max_attempts (\(slot.config.maxAttempts)) reached")
-                    continue
-                }
-                var again = task
-                again.attempt = attempt
-                again.status = .queued
-                jobs[task.job]?.queue.append(again)
-                waitingTotal += 1
-                requeued += 1
-            }
-        }
-        if !leftovers.isEmpty {
-            logger.notice("leftover tasks recovered", metadata: [
-                "queued_again": "\(requeued)", "lost": "\(lost.count)", "with_processes_killed": "\(found.count)",
-            ])
-        }
-        await settle(lost)
-        pump()
-    }
-
-    // MARK: Starting and finishing
-
-    /// Starts queued tasks, oldest first, while the host and their jobs have free slots.
-    private func pump() {
-        while runningTotal < settings.maxRunning {
-            var next: (name: String, acceptedAt: Int64)?
-            for (name, slot) in jobs where !slot.queue.isEmpty && slot.running.count < slot.slots {
-                let head = slot.queue[0].acceptedAt
-                if next == nil || head < next!.acceptedAt { next = (name, head) }
-            }
-            guard let name = next?.name, var slot = jobs[name] else { return }
-            let record = slot.queue.removeFirst()
-            let (stops, stop) = AsyncStream.makeStream(of: StopReason.self, bufferingPolicy: .bufferingNewest(1))
-            let startTime = Date().epochMilliseconds
-            let progress = TaskProgress()
-            slot.running[record.id] = RunningTask(record: record, startTime: startTime, progress: progress, stop: stop)
-            jobs[name] = slot
-            waitingTotal -= 1
-            runningTotal += 1
-            // Submitted now, in the turn that freed the slot: it shares a transaction with the
-            // completion of the task that ended (see ``released(_:completion:)``).
-            let ticket = store.submitMarkRunning(record.id, attempt: record.attempt, startTime: startTime)
-            startContinuation.yield(StartOrder(
-                record: record, startTime: startTime, progress: progress, stops: stops, stop: stop, startJournaled: ticket))
-        }
-    }
-
-    /// The task's handler ended: its completion is submitted to the journal, and its slot goes
-    /// to the next task, whose start is submitted in the same turn — one transaction for both.
-    private func released(_ record: TaskRecord, completion: TaskCompletion) -> CommitTicket {
-        let ticket = store.submitFinish([completion])
-        guard let running = jobs[record.job]?.running.removeValue(forKey: record.id) else { return ticket }
-        jobs[record.job]?.finishing[record.id] = running.startTime
-        runningTotal -= 1
-        pump()
-        return ticket
-    }
-
-    /// The task is over (completion journaled, or left for recovery by a shutdown).
-    private func finished(_ record: TaskRecord) {
-        forget(job: record.job, taskID: record.id)
-    }
-
-    private func forget(job: String, taskID: String) {
-        jobs[job]?.finishing.removeValue(forKey: taskID)
-        if jobs[job]?.running.removeValue(forKey: taskID) != nil {
-            runningTotal -= 1
-        }
-        pump()
-    }
-
-    /// Records tasks that end without running (killed or covered while queued, lost at
-    /// recovery or shutdown). They stay accounted (`/api/check`, status) until the record
-    /// commits; while the journal fails (disk full) the write is retried with backoff in the
-    /// background, so the caller is not held.
-    private func settle(_ completions: [TaskCompletion]) async {
-        guard !completions.isEmpty else { return }
-        for completion in completions { jobs[completion.job]?.finishing[completion.taskID] = completion.startTime }
-        do {
-            try await store.finishTasks(completions)
-        } catch {
-            logger.error("journal write failed; retrying in the background", metadata: [
-                "tasks": "\(completions.count)", "first": "\(completions[0].taskID)", "error": "\(error)",
-            ])
-            let store = self.store
-            Task {
-                _ = await self.persist("completion", task: completions[0].taskID) { try await store.finishTasks(completions) }
-                self.forget(completions)
-            }
-            return
-        }
-        forget(completions)
-    }
-
-    private func forget(_ completions: [TaskCompletion]) {
-        for completion in completions { forget(job: completion.job, taskID: completion.taskID) }
-    }
-
-    /// Runs a journal write until it commits: a failure (disk full, I/O error) is retried with
-    /// capped exponential backoff (50 ms to 5 s) while the task stays accounted in memory.
-    /// Returns `false` only when this task was cancelled (shutdown) or the store was closed:
-    /// the journal then still holds the task's previous state, which the next start settles.
-    private nonisolated func persist(_ what: String, task id: String, _ write: @Sendable () async throws -> Void) async -> Bool {
-        var delay = Duration.milliseconds(50)
-        var failures = 0
-        while true {
-            do {
-                try await write()
-                if failures > 0 {
-                    logger.notice("journal write succeeded after failures", metadata: ["task": "\(id)", "write": "\(what)", "failures": "\(failures)"])
-                }
-                return true
-            } catch {
-                failures += 1
-                if store.isClosed { return false }
-                if failures == 1 || failures.isMultiple(of: 60) {
-                    logger.error("journal write failed; retrying", metadata: [
-                        "task": "\(id)", "write": "\(what)", "failures": "\(failures)", "error": "\(error)",
-                    ])
-                }
-                do {
-                    try await Task.sleep(for: delay)
-                } catch {
-                    return false
-                }
-                delay = min(delay * 2, .seconds(5))
-            }
-        }
-    }
-
-    private nonisolated func execute(_ order: StartOrder) async {
-        let record = order.record
-        guard let config = await jobConfig(record.job), let executor = await jobs[record.job]?.executor else { return }
-        let logPath = logDirectory + "/" + record.id + ".log"
-        // The start is durable before anything of the task runs: from here on a crash settles
-        // it as started (attempt + 1 or 503), never reruns it under this attempt number.
-        let store = self.store
-        let started: Bool
-        do {
-            try await order.startJournaled.wait()
-            started = true
-        } catch {
-            started = await persist("start", task: record.id) {
-                try await store.markRunning(record.id, attempt: record.attempt, startTime: order.startTime)
-            }
-        }
-        guard started else {
-            // Shut down while the journal failed: nothing ran; the journal keeps the task's
-            // previous state for the next start.
-            await finished(record)
-            return
-        }
-        var outcome: ExecutionOutcome
-        do {
-            let log = TaskLog(path: logPath, maxBytes: settings.maxLogBytes)
-            defer { log.close() }
-            let deadline = config.timeout > 0 ? Date(timeIntervalSince1970: Double(order.startTime) / 1000 + Double(config.timeout)) : nil
-            let context = TaskContext(
-                taskID: record.id, job: record.job, paramText: record.param,
-                attempt: record.attempt, deadline: deadline, log: log, progress: order.progress)
-            let run = StoppableRun(store: store, runDirectory: runDirectory, instance: instance, killGrace: settings.killGrace)
-            outcome = await run.run(
-                executor, context: context, timeout: config.timeout, startTime: order.startTime, stops: order.stops, stop: order.stop)
-        }
-        if outcome.stoppedBy == .shutdown, config.recover == .retry {
-            // Shutdown stopped it: the journal keeps it unfinished; the next start runs it again.
-            logger.notice("task stopped by shutdown; it runs again at the next start", metadata: ["task": "\(record.id)", "job": "\(record.job)"])
-            await finished(record)
-            return
-        }
-        if Task.isCancelled, outcome.stoppedBy == nil {
-            // Stopped by shutdown, not by a decision about this task: the journal keeps it
-            // unfinished so the next start settles it by the job's recover policy.
-            logger.warning("task stopped by shutdown", metadata: ["task": "\(record.id)", "job": "\(record.job)"])
-            await finished(record)
-            return
-        }
-        let end = Date().epochMilliseconds
-        let completion = TaskCompletion(
-            taskID: record.id, job: record.job, result: outcome.result, startTime: order.startTime, endTime: end,
-            exitCode: outcome.exitCode, signal: outcome.signal, message: outcome.message)
-        // Until this commits the task stays "finishing": /api/check and status still count it.
-        do {
-            try await released(record, completion: completion).wait()
-        } catch {
-            _ = await persist("completion", task: record.id) { try await store.finishTask(completion) }
-        }
-        await finished(record)
     }
 
     // MARK: Reads

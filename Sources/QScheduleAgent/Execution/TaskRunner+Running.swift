@@ -1,0 +1,176 @@
+import Foundation
+import Logging
+
+/// How the runner starts queued tasks (oldest first, within the host's and the jobs' slots),
+/// runs them, and records their ends (DESIGN §3, §4).
+extension TaskRunner {
+    // MARK: Starting and finishing
+
+    /// Starts queued tasks, oldest first, while the host and their jobs have free slots.
+    func pump() {
+        while runningTotal < settings.maxRunning {
+            var next: (name: String, acceptedAt: Int64)?
+            for (name, slot) in jobs where !slot.queue.isEmpty && slot.running.count < slot.slots {
+                let head = slot.queue[0].acceptedAt
+                if next == nil || head < next!.acceptedAt { next = (name, head) }
+            }
+            guard let name = next?.name, var slot = jobs[name] else { return }
+            let record = slot.queue.removeFirst()
+            let (stops, stop) = AsyncStream.makeStream(of: StopReason.self, bufferingPolicy: .bufferingNewest(1))
+            let startTime = Date().epochMilliseconds
+            let progress = TaskProgress()
+            slot.running[record.id] = RunningTask(record: record, startTime: startTime, progress: progress, stop: stop)
+            jobs[name] = slot
+            waitingTotal -= 1
+            runningTotal += 1
+            // Submitted now, in the turn that freed the slot: it shares a transaction with the
+            // completion of the task that ended (see ``released(_:completion:)``).
+            let ticket = store.submitMarkRunning(record.id, attempt: record.attempt, startTime: startTime)
+            startContinuation.yield(StartOrder(
+                record: record, startTime: startTime, progress: progress, stops: stops, stop: stop, startJournaled: ticket))
+        }
+    }
+
+    /// The task's handler ended: its completion is submitted to the journal, and its slot goes
+    /// to the next task, whose start is submitted in the same turn — one transaction for both.
+    func released(_ record: TaskRecord, completion: TaskCompletion) -> CommitTicket {
+        let ticket = store.submitFinish([completion])
+        guard let running = jobs[record.job]?.running.removeValue(forKey: record.id) else { return ticket }
+        jobs[record.job]?.finishing[record.id] = running.startTime
+        runningTotal -= 1
+        pump()
+        return ticket
+    }
+
+    /// The task is over (completion journaled, or left for recovery by a shutdown).
+    func finished(_ record: TaskRecord) {
+        forget(job: record.job, taskID: record.id)
+    }
+
+    func forget(job: String, taskID: String) {
+        jobs[job]?.finishing.removeValue(forKey: taskID)
+        if jobs[job]?.running.removeValue(forKey: taskID) != nil {
+            runningTotal -= 1
+        }
+        pump()
+    }
+
+    /// Records tasks that end without running (killed or covered while queued, lost at
+    /// recovery or shutdown). They stay accounted (`/api/check`, status) until the record
+    /// commits; while the journal fails (disk full) the write is retried with backoff in the
+    /// background, so the caller is not held.
+    func settle(_ completions: [TaskCompletion]) async {
+        guard !completions.isEmpty else { return }
+        for completion in completions { jobs[completion.job]?.finishing[completion.taskID] = completion.startTime }
+        do {
+            try await store.finishTasks(completions)
+        } catch {
+            logger.error("journal write failed; retrying in the background", metadata: [
+                "tasks": "\(completions.count)", "first": "\(completions[0].taskID)", "error": "\(error)",
+            ])
+            let store = self.store
+            Task {
+                _ = await self.persist("completion", task: completions[0].taskID) { try await store.finishTasks(completions) }
+                self.forget(completions)
+            }
+            return
+        }
+        forget(completions)
+    }
+
+    func forget(_ completions: [TaskCompletion]) {
+        for completion in completions { forget(job: completion.job, taskID: completion.taskID) }
+    }
+
+    /// Runs a journal write until it commits: a failure (disk full, I/O error) is retried with
+    /// capped exponential backoff (50 ms to 5 s) while the task stays accounted in memory.
+    /// Returns `false` only when this task was cancelled (shutdown) or the store was closed:
+    /// the journal then still holds the task's previous state, which the next start settles.
+    private nonisolated func persist(_ what: String, task id: String, _ write: @Sendable () async throws -> Void) async -> Bool {
+        var delay = Duration.milliseconds(50)
+        var failures = 0
+        while true {
+            do {
+                try await write()
+                if failures > 0 {
+                    logger.notice("journal write succeeded after failures", metadata: ["task": "\(id)", "write": "\(what)", "failures": "\(failures)"])
+                }
+                return true
+            } catch {
+                failures += 1
+                if store.isClosed { return false }
+                if failures == 1 || failures.isMultiple(of: 60) {
+                    logger.error("journal write failed; retrying", metadata: [
+                        "task": "\(id)", "write": "\(what)", "failures": "\(failures)", "error": "\(error)",
+                    ])
+                }
+                do {
+                    try await Task.sleep(for: delay)
+                } catch {
+                    return false
+                }
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+    }
+
+    nonisolated func execute(_ order: StartOrder) async {
+        let record = order.record
+        guard let config = await jobConfig(record.job), let executor = await jobs[record.job]?.executor else { return }
+        let logPath = logDirectory + "/" + record.id + ".log"
+        // The start is durable before anything of the task runs: from here on a crash settles
+        // it as started (attempt + 1 or 503), never reruns it under this attempt number.
+        let store = self.store
+        let started: Bool
+        do {
+            try await order.startJournaled.wait()
+            started = true
+        } catch {
+            started = await persist("start", task: record.id) {
+                try await store.markRunning(record.id, attempt: record.attempt, startTime: order.startTime)
+            }
+        }
+        guard started else {
+            // Shut down while the journal failed: nothing ran; the journal keeps the task's
+            // previous state for the next start.
+            await finished(record)
+            return
+        }
+        var outcome: ExecutionOutcome
+        do {
+            let log = TaskLog(path: logPath, maxBytes: settings.maxLogBytes)
+            defer { log.close() }
+            let deadline = config.timeout > 0 ? Date(timeIntervalSince1970: Double(order.startTime) / 1000 + Double(config.timeout)) : nil
+            let context = TaskContext(
+                taskID: record.id, job: record.job, paramText: record.param,
+                attempt: record.attempt, deadline: deadline, log: log, progress: order.progress)
+            let run = StoppableRun(store: store, runDirectory: runDirectory, instance: instance, killGrace: settings.killGrace)
+            outcome = await run.run(
+                executor, context: context, timeout: config.timeout, startTime: order.startTime, stops: order.stops, stop: order.stop)
+        }
+        if outcome.stoppedBy == .shutdown, config.recover == .retry {
+            // Shutdown stopped it: the journal keeps it unfinished; the next start runs it again.
+            logger.notice("task stopped by shutdown; it runs again at the next start", metadata: ["task": "\(record.id)", "job": "\(record.job)"])
+            await finished(record)
+            return
+        }
+        if Task.isCancelled, outcome.stoppedBy == nil {
+            // Stopped by shutdown, not by a decision about this task: the journal keeps it
+            // unfinished so the next start settles it by the job's recover policy.
+            logger.warning("task stopped by shutdown", metadata: ["task": "\(record.id)", "job": "\(record.job)"])
+            await finished(record)
+            return
+        }
+        let end = Date().epochMilliseconds
+        let completion = TaskCompletion(
+            taskID: record.id, job: record.job, result: outcome.result, startTime: order.startTime, endTime: end,
+            exitCode: outcome.exitCode, signal: outcome.signal, message: outcome.message)
+        // Until this commits the task stays "finishing": /api/check and status still count it.
+        do {
+            try await released(record, completion: completion).wait()
+        } catch {
+            _ = await persist("completion", task: record.id) { try await store.finishTask(completion) }
+        }
+        await finished(record)
+    }
+}
