@@ -73,6 +73,35 @@ struct CLIClientTests {
         }
     }
 
+    @Test("jobs list and tasks list: aligned tables, --json, filters, paging hint, bad options exit 1")
+    func listing() async throws {
+        try await AgentProcess.with(jobs: Self.jobs) { agent in
+            let cli = try agent.cliConfig()
+            var result = try await AgentProcess.runCLI(["jobs", "list", "--config", cli])
+            var lines = result.output.split(separator: "\n").map(String.init)
+            #expect(result.status == 0 && lines.count == 3, "\(result.output)")
+            #expect(lines.first?.hasPrefix("NAME       STATE  CRON  LAST RUN  LAST STATE  DURATION  NEXT RUN") == true, "\(result.output)")
+            #expect(lines.dropFirst().map { $0.prefix(18) } == ["cli.echo   on     ", "cli.other  on     "], "\(lines)")
+            var ids: [String] = []
+            for _ in 0..<3 {
+                let triggered = try await AgentProcess.runCLI(["trigger", "cli.other", "--config", cli])
+                ids.append(triggered.output.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+            #expect(await eventually { (try? await agent.call("GET", "/api2/tasks.do?state=finished").json["data"]?["tasks"]?.arrayValue?.count) == 3 })
+            result = try await AgentProcess.runCLI(["tasks", "list", "--job", "cli.other", "--limit", "2", "--config", cli])
+            lines = result.output.split(separator: "\n").map(String.init)
+            #expect(result.status == 0 && lines.count == 4, "\(result.output)")
+            #expect(lines[0].hasPrefix("TASK") && lines[0].contains("JOB") && lines[0].contains("RESULT"))
+            #expect(lines[1].hasPrefix(ids[2]) && lines[1].contains("finished") && lines[1].contains("200"), "\(lines)")
+            #expect(lines[3].hasPrefix("more: --before "))
+            let next = String(lines[3].dropFirst("more: --before ".count))
+            result = try await AgentProcess.runCLI(["tasks", "list", "--before", next, "--json", "--config", cli])
+            #expect(JSONValue(parsing: result.output)?["data"]?["tasks"]?.arrayValue?.compactMap { $0["taskId"]?.stringValue } == [ids[0]])
+            result = try await AgentProcess.runCLI(["tasks", "list", "--state", "done", "--config", cli])
+            #expect(result.status == 1 && result.output == "qagent: 参数错误\n")
+        }
+    }
+
     @Test("--server and --token: any agent by URL; a wrong token is refused (exit 1)")
     func remoteServer() async throws {
         try await AgentProcess.with(jobs: Self.jobs) { agent in

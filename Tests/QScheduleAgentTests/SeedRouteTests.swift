@@ -45,6 +45,8 @@ struct SeedRouteTests {
         ("POST", "/api2/tasks.do", #"{"job":"t.count","param":{}}"#),
         ("POST", "/api2/workers/state.do", #"{"jobName":"t.quick","workers":"{\"127.0.0.1:0\":true}"}"#),
         ("GET", "/api2/workers/t.quick.do", nil),
+        ("GET", "/api2/jobs.do", nil),
+        ("GET", "/api2/tasks.do", nil),
     ]
 
     @Test("a missing or wrong Q-Server-Token is 授权失败 on every /api2 path and changes nothing")
@@ -479,8 +481,8 @@ struct SeedRouteTests {
             #expect(wrong.status == .methodNotAllowed)
             #expect(wrong.ret == false)
             #expect(wrong.reason == "method_not_allowed")
-            let get = try await agent.call(.get, "/api2/tasks.do")
-            #expect(get.status == .methodNotAllowed)
+            let put = try await agent.call(.put, "/api2/tasks.do")
+            #expect(put.status == .methodNotAllowed)
             // GET on.do is the info of a job named "on" (absent here), not a 405.
             #expect(try await agent.call(.get, "/api2/jobs/on.do").message == "job不存在")
             let big = #"{"job":"t.quick","param":{"x":""# + String(repeating: "a", count: 5000) + #""}}"#
@@ -492,6 +494,41 @@ struct SeedRouteTests {
             #expect(try await agent.call(.get, "/readyz", token: nil).status == .ok)
             await agent.agent.runner.setDraining(true)
             #expect(try await agent.call(.get, "/readyz", token: nil).status == .serviceUnavailable)
+        }
+    }
+
+    // MARK: Listing
+
+    @Test("GET /api2/jobs.do lists every job by name; GET /api2/tasks.do pages newest first, filters, never skips tasks of one millisecond, and refuses bad parameters")
+    func listing() async throws {
+        try await InProcessAgent.with(jobs: Self.jobs) { (agent: InProcessAgent) async throws in
+            let jobs = try await agent.call(.get, "/api2/jobs.do")
+            #expect(jobs.data?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["t.count", "t.discard", "t.off", "t.quick", "t.sleep"])
+            #expect(jobs.data?.arrayValue?.first { $0["name"]?.stringValue == "t.off" }?["state"]?.boolValue == false)
+            // 7 tasks, 5 of them journaled in the same millisecond (a page boundary must not skip any).
+            let store = agent.agent.store
+            for index in 0..<5 {
+                try await store.insertTask(TaskRecord(id: "same-\(index)", job: "t.count", param: "{}", trigger: .dispatch, acceptedAt: 5_000))
+            }
+            try await store.insertTask(TaskRecord(id: "older", job: "t.quick", param: "{}", trigger: .dispatch, acceptedAt: 4_000))
+            try await store.insertTask(TaskRecord(id: "newer", job: "t.quick", param: "{}", trigger: .dispatch, acceptedAt: 6_000))
+            var seen: [String] = []
+            var before: String?
+            for _ in 0..<10 {
+                let path = "/api2/tasks.do?limit=2" + (before.map { "&before=\($0)" } ?? "")
+                let page = try await agent.call(.get, path)
+                #expect(page.ret == true, "\(page.text)")
+                seen += page.data?["tasks"]?.arrayValue?.compactMap { $0["taskId"]?.stringValue } ?? []
+                before = page.data?["next"]?.stringValue
+                if before == nil { break }
+            }
+            #expect(seen == ["newer", "same-4", "same-3", "same-2", "same-1", "same-0", "older"], "\(seen)")
+            let filtered = try await agent.call(.get, "/api2/tasks.do?job=t.quick&state=queued&since=4500")
+            #expect(filtered.data?["tasks"]?.arrayValue?.compactMap { $0["taskId"]?.stringValue } == ["newer"])
+            #expect(filtered.data?["next"] == nil)
+            for bad in ["limit=0", "limit=1001", "limit=x", "state=done", "job=a%20b", "since=-1", "before=1.x", "before=abc"] {
+                #expect(try await agent.call(.get, "/api2/tasks.do?\(bad)").text == #"{"message":"参数错误","ret":false}"#, "\(bad)")
+            }
         }
     }
 }

@@ -5,9 +5,30 @@ import Foundation
 struct JobsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jobs",
-        abstract: "Switch jobs on or off, or show one job's state.",
+        abstract: "List jobs, switch jobs on or off, or show one job's state.",
         discussion: ClientOptions.exitCodes,
-        subcommands: [On.self, Off.self, Info.self])
+        subcommands: [List.self, On.self, Off.self, Info.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List every job: state, cron, last run and state, next run (--json: the envelope).", discussion: ClientOptions.exitCodes)
+        @OptionGroup var options: ClientOptions
+
+        func run() async throws {
+            let answer = try await options.call { try await $0.get("/api2/jobs.do") }
+            guard !options.json else { return }
+            var table = TextTable(header: ["NAME", "STATE", "CRON", "LAST RUN", "LAST STATE", "DURATION", "NEXT RUN"])
+            for job in answer.data?.arrayValue ?? [] {
+                table.rows.append([
+                    job["name"]?.stringValue ?? "?", job["state"]?.boolValue == true ? "on" : "off",
+                    (job["cron"]?.stringValue).flatMap { $0.isEmpty ? nil : $0 } ?? "-", TextTable.time(job["lastRun"]?.intValue),
+                    job["lastState"]?.intValue.map { $0 == 0 ? "-" : "\($0)" } ?? "-",
+                    job["lastDuration"]?.intValue.map { $0 == 0 ? "-" : "\($0) ms" } ?? "-", TextTable.time(job["nextRun"]?.intValue),
+                ])
+            }
+            print(table.text)
+        }
+    }
 
     struct On: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -139,6 +139,25 @@ final class ClusterSeedAPI: Sendable {
         return config
     }
 
+    /// `GET /api2/jobs.do`, cluster-wide: every job of this agent's app that a member serves.
+    func jobs() async -> Response {
+        let app = appName
+        let answer = await query(SeedMessage.queryFailed, "jobs") { [logger] client in
+            let rows = try await client.query("""
+                SELECT job FROM qagent_job j WHERE app_name = \(app) AND EXISTS (SELECT 1 FROM qagent_member_job m WHERE m.job = j.job)
+                ORDER BY job
+                """, logger: logger)
+            var names: [String] = []
+            for try await name in rows.decode(String.self) { names.append(name) }
+            let jobs = try await self.clusterJobs(names, client: client)
+            return names.compactMap { jobs[$0]?.view }
+        }
+        switch answer {
+        case .failure(let failure): return failure.response
+        case .success(let views): return EnvelopeResponse.data(views)
+        }
+    }
+
     /// `GET /api2/jobs/$job_name.do`, cluster-wide (`differingWorkers` lists members whose
     /// definition of the job differs from the cluster's).
     func jobInfo(name: String?) async -> Response {

@@ -60,6 +60,11 @@ struct AgentHTTPResponder: HTTPResponder {
             if let cluster = api.clusterWide(call) { return await cluster.setJobs(enabled: false, body: call.body) }
             return await api.setJobs(enabled: false, body: call.body)
         }
+        table.add(.get, "/api2/jobs.do", requiresToken: true) { api, call in
+            if let cluster = api.clusterWide(call) { return await cluster.jobs() }
+            return await api.jobs()
+        }
+        table.add(.get, "/api2/tasks.do", requiresToken: true) { api, call in await api.listTasks(call.query) }
         table.add(.get, "/api2/jobs/{}.do", requiresToken: true) { api, call in
             if let cluster = api.clusterWide(call) { return await cluster.jobInfo(name: call.captured) }
             return await api.jobInfo(name: call.captured)

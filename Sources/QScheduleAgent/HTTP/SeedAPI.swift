@@ -139,6 +139,80 @@ struct SeedAPI: Sendable {
         return EnvelopeResponse.data(JobView(config: config, settings: settings, enabled: enabled, state: state, nextRun: await nextRun(config)))
     }
 
+    // MARK: Listing
+
+    /// `GET /api2/jobs.do`: every job registered here, by name.
+    func jobs() async -> Response {
+        let states: [String: JobStateRecord]
+        do {
+            states = try store.jobStates()
+        } catch {
+            return EnvelopeResponse.failure(SeedMessage.queryFailed, reason: FailureReason.storeUnavailable)
+        }
+        var views: [JobView] = []
+        for config in await runner.jobConfigs.sorted(by: { $0.name < $1.name }) {
+            guard let enabled = await runner.isEnabled(config.name) else { continue }
+            views.append(JobView(
+                config: config, settings: settings, enabled: enabled, state: states[config.name] ?? JobStateRecord(name: config.name),
+                nextRun: await nextRun(config)))
+        }
+        return EnvelopeResponse.data(views)
+    }
+
+    /// Largest page of `GET /api2/tasks.do`.
+    static let maxTaskPage = 1_000
+
+    /// The query of `GET /api2/tasks.do?job=&state=&since=&before=&limit=`, or `参数错误`.
+    static func taskQuery(_ parameters: [String: String]) -> Result<AgentStore.TaskQuery, Response.Failure> {
+        let invalid = Response.Failure(EnvelopeResponse.failure(SeedMessage.badRequest))
+        var query = AgentStore.TaskQuery()
+        if let job = parameters["job"] {
+            guard Identifier.isJobName(job) else { return .failure(invalid) }
+            query.job = job
+        }
+        if let state = parameters["state"] {
+            guard let status = TaskStatus(rawValue: state) else { return .failure(invalid) }
+            query.status = status
+        }
+        if let text = parameters["since"] {
+            guard let value = Int64(text), value >= 0 else { return .failure(invalid) }
+            query.since = value
+        }
+        if let text = parameters["before"] {
+            guard let cursor = AgentStore.TaskCursor(text) else { return .failure(invalid) }
+            query.before = cursor
+        }
+        if let text = parameters["limit"] {
+            guard let limit = Int(text), (1...maxTaskPage).contains(limit) else { return .failure(invalid) }
+            query.limit = limit
+        }
+        return .success(query)
+    }
+
+    /// One page of `GET /api2/tasks.do`: the tasks, and the `before` of the next page (absent on the last).
+    struct TaskPage: Encodable, Sendable {
+        var tasks: [TaskView]
+        var next: String?
+    }
+
+    /// `GET /api2/tasks.do`: this host's journaled tasks, newest first, paged.
+    func listTasks(_ parameters: [String: String]) async -> Response {
+        let query: AgentStore.TaskQuery
+        switch Self.taskQuery(parameters) {
+        case .failure(let answer): return answer.response
+        case .success(let parsed): query = parsed
+        }
+        let page: (tasks: [TaskRecord], next: AgentStore.TaskCursor?)
+        do {
+            page = try store.listTasks(query)
+        } catch {
+            return EnvelopeResponse.failure(SeedMessage.queryFailed, reason: FailureReason.storeUnavailable)
+        }
+        var views: [TaskView] = []
+        for record in page.tasks { views.append(TaskView(record, live: await runner.activeTask(record.id))) }
+        return EnvelopeResponse.data(TaskPage(tasks: views, next: page.next?.text))
+    }
+
     // MARK: Tasks
 
     /// A valid `POST /api2/tasks.do` body.

@@ -139,6 +139,11 @@ public final class AgentStore: Sendable {
             // results: the outbox's second sink), in finishing order.
             try db.execute(sql: "CREATE TABLE cluster_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT NOT NULL)")
         }
+        migrator.registerMigration("v7-task-listing") { db in
+            // GET /api2/tasks.do: newest first, by job or not.
+            try db.execute(sql: "CREATE INDEX task_accepted ON task(accepted_at)")
+            try db.execute(sql: "CREATE INDEX task_job_accepted ON task(job, accepted_at)")
+        }
         return migrator
     }
 
@@ -216,6 +221,74 @@ public final class AgentStore: Sendable {
             for id in ids { try db.execute(sql: "DELETE FROM task WHERE id = ?", arguments: [id]) }
             return ids
         }
+    }
+
+    /// What `GET /api2/tasks.do` selects.
+    public struct TaskQuery: Sendable, Equatable {
+        public var job: String?
+        public var status: TaskStatus?
+        /// Accepted at or after (epoch ms).
+        public var since: Int64?
+        /// Accepted before (epoch ms), or the position of the previous page's last task.
+        public var before: TaskCursor?
+        public var limit: Int = 100
+
+        public init(job: String? = nil, status: TaskStatus? = nil, since: Int64? = nil, before: TaskCursor? = nil, limit: Int = 100) {
+            (self.job, self.status, self.since, self.before, self.limit) = (job, status, since, before, limit)
+        }
+    }
+
+    /// A position in the newest-first task order: `<accepted ms>` (everything accepted before)
+    /// or `<accepted ms>.<row>` (after that very task, so tasks accepted in the same
+    /// millisecond are never skipped between pages).
+    public struct TaskCursor: Sendable, Equatable {
+        public var acceptedAt: Int64
+        public var row: Int64?
+
+        public init(acceptedAt: Int64, row: Int64? = nil) {
+            (self.acceptedAt, self.row) = (acceptedAt, row)
+        }
+
+        public init?(_ text: String) {
+            let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+            guard (1...2).contains(parts.count), let ms = Int64(parts[0]), ms >= 0 else { return nil }
+            acceptedAt = ms
+            if parts.count == 2 {
+                guard let row = Int64(parts[1]), row >= 0 else { return nil }
+                self.row = row
+            }
+        }
+
+        public var text: String { row.map { "\(acceptedAt).\($0)" } ?? "\(acceptedAt)" }
+    }
+
+    /// Tasks matching `query`, newest first (by acceptance), at most `query.limit`, with the
+    /// cursor of the next page when there may be one.
+    public func listTasks(_ query: TaskQuery) throws -> (tasks: [TaskRecord], next: TaskCursor?) {
+        var conditions: [String] = []
+        var arguments: [any DatabaseValueConvertible] = []
+        if let job = query.job { conditions.append("job = ?"); arguments.append(job) }
+        if let status = query.status { conditions.append("status = ?"); arguments.append(status.rawValue) }
+        if let since = query.since { conditions.append("accepted_at >= ?"); arguments.append(since) }
+        if let before = query.before {
+            if let row = before.row {
+                conditions.append("(accepted_at < ? OR (accepted_at = ? AND rowid < ?))")
+                arguments += [before.acceptedAt, before.acceptedAt, row]
+            } else {
+                conditions.append("accepted_at < ?")
+                arguments.append(before.acceptedAt)
+            }
+        }
+        arguments.append(query.limit)
+        // The SQL is assembled from fixed fragments only; every value is a bound argument.
+        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        let rows = try pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT rowid AS row_position, * FROM task \(filter) ORDER BY accepted_at DESC, rowid DESC LIMIT ?",
+                arguments: StatementArguments(arguments))
+        }
+        let next = rows.count == query.limit ? rows.last.map { TaskCursor(acceptedAt: $0["accepted_at"], row: $0["row_position"]) } : nil
+        return (rows.map(Self.task), next)
     }
 
     /// Every task of `job` (tests and tools), oldest first by acceptance.
