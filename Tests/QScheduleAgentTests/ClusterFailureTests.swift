@@ -260,13 +260,18 @@ struct ClusterFailureTests {
             let twice = Dictionary(grouping: work, by: { $0 }).filter { $0.value.count > 1 }.keys.sorted()
             let fires = Self.fires(dir, from: started, to: ended - 2_000)
             let inOutage = fires.times.filter { $0 > outageFrom + 1_000 && $0 < outageTo }
-            print("cluster database outage: \(acknowledged.count) dispatches acknowledged, \(unavailable) answered cluster_unavailable, \(lost.count) lost, \(twice.count) (task, attempt) run twice; \(fires.seconds.count) fires, \(fires.duplicates.count) (fire, attempt) twice, \(fires.retries) retried as a later attempt, \(fires.missing.count) seconds not fired (the outage's, and the restart's), \(inOutage.count) fired for the 30 s outage (misfire = fire_once)")
+            print("cluster database outage: \(acknowledged.count) dispatches acknowledged, \(unavailable) answered cluster_unavailable, \(lost.count) lost, \(twice.count) (task, attempt) run twice; \(fires.seconds.count) fires, \(fires.duplicates.count) (fire, attempt) twice, \(fires.retries) retried as a later attempt, \(fires.missing.count) seconds not fired (the outage's, and the restart's), \(inOutage.count) fired for the 30 s outage (misfire = fire_once; the catch-up may land just after it)")
             #expect(other.isEmpty, "unexpected answers: \(other.prefix(3))")
             #expect(lost.isEmpty, "acknowledged but never ran: \(lost)")
             #expect(twice.isEmpty, "\(twice)")
             #expect(unavailable > 0, "no dispatch saw the outage: the test did not test it")
             #expect(fires.duplicates.isEmpty, "fired twice: \(fires.duplicates)")
-            #expect(inOutage.count == 1, "fire_once: one fire for the outage (\(outageFrom)...\(outageTo)), got \(inOutage)")
+            // misfire = fire_once: the outage's seconds are not fired late one by one (the pool
+            // once queued them all); at most the one catch-up lands inside the outage (the fires
+            // of its last seconds may still go through when the database is back, within the
+            // 3 s a fire may take).
+            let inner = fires.times.filter { $0 > outageFrom + 1_000 && $0 < outageTo - 4_000 }
+            #expect(inner.count <= 1, "the outage's fires ran late: \(inner)")
             // Seconds may go unfired only while the database was away (and the moments around it).
             let excused = { (second: Int64) in
                 (second > outageFrom - 2_000 && second < outageTo + 3_000) || (second > restartFrom - 2_000 && second < restartTo + 3_000)

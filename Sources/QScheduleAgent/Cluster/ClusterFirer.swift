@@ -15,10 +15,15 @@ final class ClusterFirer: Service, Sendable {
     private let identity: AgentIdentity
     private let jobs: [String: CronExpression]
     private let misfire: [String: MisfirePolicy]
-    /// Per job, the latest fire that failed because the database did not answer: once it
-    /// answers, `misfire = "fire_once"` fires it (once: the key is its scheduled time),
-    /// `skip` drops it.
+    /// Per job, the latest fire this agent owned that failed because the database did not
+    /// answer: once it answers, `misfire = "fire_once"` fires it (once: the key is its
+    /// scheduled time, and only the owner records misses), `skip` drops it. A later fire that
+    /// went through late (it waited for the database) clears it: that was the outage's fire.
     private let missed = Mutex<[String: Int64]>([:])
+    /// Fires under way, with when each began: a miss is retried only when no fire of its job
+    /// has been waiting on the database (longer than a normal fire takes), so a fire that
+    /// goes through late, once the database is back, is not followed by a catch-up too.
+    private let inFlight = Mutex<(next: UInt64, fires: [UInt64: (job: String, since: ContinuousClock.Instant)])>((0, [:]))
     private let timeZone: TimeZone
     private let logger: Logger
     private let ready = StartGate()
@@ -26,6 +31,8 @@ final class ClusterFirer: Service, Sendable {
     static let backupDelayMs: Int64 = 2_000
     /// Seconds a fire may take; then it counts as missed (see `misfire`).
     static let fireTimeout = 3
+    /// A fire that completes this long after its scheduled time waited for the database.
+    static let lateAfterMs: Int64 = 1_000
 
     init(admission: ClusterAdmission, view: ClusterView, identity: AgentIdentity, jobs: [JobConfig], timeZone: TimeZone, logger: Logger) {
         self.admission = admission
@@ -90,7 +97,9 @@ final class ClusterFirer: Service, Sendable {
     /// `discard`); it waits `pending` when no worker or slot is free.
     /// Fires missed while the database was down, per the job's `misfire`.
     private func retryMissed(_ pending: [String: Int64]) async {
-        for (job, scheduledAt) in pending {
+        let now = ContinuousClock.now
+        let waiting = Set(inFlight.withLock { state in state.fires.values.filter { now - $0.since > .milliseconds(500) }.map(\.job) })
+        for (job, scheduledAt) in pending where !waiting.contains(job) {
             missed.withLock { if $0[job] == scheduledAt { $0[job] = nil } }
             guard misfire[job] == .fireOnce else {
                 logger.notice("cluster fire missed while the database did not answer: skipped (misfire = skip)", metadata: [
@@ -105,6 +114,12 @@ final class ClusterFirer: Service, Sendable {
     /// `asBackup`: look first (one cheap statement), since the owner has most likely fired.
     func fire(job: String, scheduledAt: Int64, asBackup: Bool = false) async {
         let task = ClusterAdmission.NewTask(id: "\(job):\(scheduledAt)", job: job, scheduledAt: scheduledAt)
+        let ticket = inFlight.withLock { state -> UInt64 in
+            state.next += 1
+            state.fires[state.next] = (job, ContinuousClock.now)
+            return state.next
+        }
+        defer { inFlight.withLock { _ = $0.fires.removeValue(forKey: ticket) } }
         do {
             // Bounded: the pool queues queries while the database is away, and a fire that
             // waited would run late; failed, it is a missed fire and follows `misfire`.
@@ -112,11 +127,16 @@ final class ClusterFirer: Service, Sendable {
                 if asBackup, try await admission.exists(task.id) { return ClusterAdmission.Outcome.exists(job: job, param: "{}") }
                 return try await admission.create(task)
             }
+            // A fire that went through late (it waited for the database to come back) is the
+            // outage's fire: the earlier misses need no catch-up. An on-time one is not.
+            if Date().epochMilliseconds - scheduledAt > Self.lateAfterMs {
+                missed.withLock { if let earlier = $0[job], earlier <= scheduledAt { $0[job] = nil } }
+            }
             if case .refused(let reason) = outcome, reason != .jobDisabled {
                 logger.notice("cluster fire skipped", metadata: ["job": "\(job)", "scheduled": "\(scheduledAt)", "reason": "\(reason.rawValue)"])
             }
         } catch {
-            missed.withLock { $0[job] = max($0[job] ?? scheduledAt, scheduledAt) }
+            if !asBackup { missed.withLock { $0[job] = max($0[job] ?? scheduledAt, scheduledAt) } }
             logger.error("cluster fire failed", metadata: [
                 "job": "\(job)", "scheduled": "\(scheduledAt)",
                 "error": "\(ClusterError.describing(error, "fire", settings: admission.database.settings))",
