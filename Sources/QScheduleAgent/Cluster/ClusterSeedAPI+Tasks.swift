@@ -44,6 +44,17 @@ extension ClusterSeedAPI {
         }
     }
 
+    /// The task as ``clusterTask(_:failure:)`` finds it, refused with `授权失败` + `other_app`
+    /// when its job belongs to another app.
+    private func visibleTask(_ id: String, failure: String) async -> Result<ClusterTask?, Response.Failure> {
+        switch await clusterTask(id, failure: failure) {
+        case .success(let task?) where task.app != nil && task.app != appName:
+            return .failure(.init(EnvelopeResponse.failure(SeedMessage.authFailed, reason: FailureReason.otherApp)))
+        case let other:
+            return other
+        }
+    }
+
     /// Whether this host's journal holds the task (a read error counts as no: the cluster answers).
     private func isLocal(_ id: String) -> Bool {
         ((try? local.store.task(id)) ?? nil) != nil
@@ -77,13 +88,12 @@ extension ClusterSeedAPI {
     func taskInfo(id: String?, token: String?) async -> Response {
         guard let id, Identifier.isTaskID(id) else { return EnvelopeResponse.failure(SeedMessage.badRequest) }
         if isLocal(id) { return await local.taskInfo(id: id) }
-        switch await clusterTask(id, failure: SeedMessage.queryFailed) {
+        switch await visibleTask(id, failure: SeedMessage.queryFailed) {
         case .failure(let failure):
             return failure.response
         case .success(nil):
             return EnvelopeResponse.failure(SeedMessage.taskNotFound, reason: FailureReason.taskNotFound)
         case .success(let task?):
-            guard task.app == nil || task.app == appName else { return EnvelopeResponse.failure(SeedMessage.authFailed, reason: FailureReason.otherApp) }
             if let worker = holder(of: task),
                let answer = await forward("GET", "/api2/tasks/\(SeedClient.pathSegment(id)).do", to: worker, token: token) {
                 return answer
@@ -98,21 +108,14 @@ extension ClusterSeedAPI {
     /// that ran the task; `查询失败` + `worker_unreachable` when it does not answer.
     func taskLog(id: String?, offset: String?, token: String?) async -> Response {
         guard let id, Identifier.isTaskID(id) else { return EnvelopeResponse.failure(SeedMessage.badRequest) }
-        let start: Int
-        if let offset {
-            guard let parsed = Int(offset), parsed >= 0 else { return EnvelopeResponse.failure(SeedMessage.badRequest) }
-            start = parsed
-        } else {
-            start = 0
-        }
+        guard let start = SeedAPI.logOffset(offset) else { return EnvelopeResponse.failure(SeedMessage.badRequest) }
         if isLocal(id) { return await local.taskLog(id: id, offset: offset) }
-        switch await clusterTask(id, failure: SeedMessage.queryFailed) {
+        switch await visibleTask(id, failure: SeedMessage.queryFailed) {
         case .failure(let failure):
             return failure.response
         case .success(nil):
             return EnvelopeResponse.failure(SeedMessage.taskNotFound, reason: FailureReason.taskNotFound)
         case .success(let task?):
-            guard task.app == nil || task.app == appName else { return EnvelopeResponse.failure(SeedMessage.authFailed, reason: FailureReason.otherApp) }
             guard let worker = holder(of: task) else {
                 // Never ran anywhere (yet): no log; complete once it ended without running.
                 return EnvelopeResponse.data(TaskLogChunk(
@@ -136,12 +139,11 @@ extension ClusterSeedAPI {
         // Twice at most: a task claimed between the lookup and the kill is then the worker's.
         for _ in 0..<2 {
             let found: ClusterTask
-            switch await clusterTask(id, failure: SeedMessage.operationFailed) {
+            switch await visibleTask(id, failure: SeedMessage.operationFailed) {
             case .failure(let failure): return failure.response
             case .success(nil): return await local.killTask(body: body)
             case .success(let task?): found = task
             }
-            guard found.app == nil || found.app == appName else { return EnvelopeResponse.failure(SeedMessage.authFailed, reason: FailureReason.otherApp) }
             switch found.status {
             case "finished":
                 return EnvelopeResponse.failure(SeedMessage.operationFailed, reason: FailureReason.taskFinished)

@@ -314,15 +314,16 @@ struct SeedAPI: Sendable {
         return EnvelopeResponse.failure(SeedMessage.operationFailed, reason: FailureReason.taskFinished)
     }
 
+    /// The `offset` of `log.do`: 0 when absent, `nil` when not a non-negative integer.
+    static func logOffset(_ text: String?) -> Int? {
+        guard let text else { return 0 }
+        guard let value = Int(text), value >= 0 else { return nil }
+        return value
+    }
+
     /// `GET /api2/tasks/$taskId/log.do?offset=N`: up to 64 KiB of the log from byte `N`.
     func taskLog(id: String?, offset offsetText: String?) async -> Response {
-        let offset: Int
-        if let offsetText {
-            guard let parsed = Int(offsetText), parsed >= 0 else { return EnvelopeResponse.failure(SeedMessage.badRequest) }
-            offset = parsed
-        } else {
-            offset = 0
-        }
+        guard let offset = Self.logOffset(offsetText) else { return EnvelopeResponse.failure(SeedMessage.badRequest) }
         let record: TaskRecord
         switch journaledTask(id) {
         case .failure(let answer): return answer.response
