@@ -83,7 +83,7 @@ struct JobsCommand: AsyncParsableCommand {
     }
 }
 
-/// `qagent trigger JOB [--param k=v ...] [--param-json JSON]`: run a job now.
+/// `qagent trigger JOB [--param k=v ...] [--param-json JSON] [--wait [--timeout D]]`: run a job now.
 struct TriggerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trigger",
@@ -91,6 +91,7 @@ struct TriggerCommand: AsyncParsableCommand {
         discussion: """
             --param values are strings; use --param-json for numbers, booleans or nested values. --param
             entries are applied over --param-json. \(ClientOptions.exitCodes)
+            With --wait: prints the task id, then how the task ended. \(TaskOutcome.exitCodes)
             """)
 
     @OptionGroup var options: ClientOptions
@@ -101,11 +102,20 @@ struct TriggerCommand: AsyncParsableCommand {
     var paramJSON: String?
     @Option(name: .customLong("task-id"), help: ArgumentHelp("Your own task id: repeating it never runs the task twice.", valueName: "id"))
     var taskID: String?
+    @Flag(help: "Wait until the task has finished; exit 0 only when it succeeded.") var wait = false
+    @Option(help: ArgumentHelp("With --wait: give up after this long (90, 90s, 10m, 1h; exit 2). Default: no limit.", valueName: "duration"))
+    var timeout: String?
 
     func run() async throws {
         let param: [String: JSONValue]
+        var limit: Double?
         do {
             param = try Self.param(json: paramJSON, pairs: params)
+            if let timeout {
+                guard wait else { throw CLIFailure("--timeout applies to --wait") }
+                guard let seconds = DrainCommand.seconds(timeout) else { throw CLIFailure("--timeout must look like 90, 90s, 10m or 1h, got \"\(timeout)\"") }
+                limit = seconds
+            }
         } catch {
             printError("\(error)")
             throw ExitCode(2)
@@ -113,7 +123,22 @@ struct TriggerCommand: AsyncParsableCommand {
         var body: [String: JSONValue] = ["job": .string(job), "param": .object(param)]
         if let taskID { body["taskId"] = .string(taskID) }
         let answer = try await options.call { try await $0.post("/api2/tasks.do", json: .object(body)) }
-        if !options.json { print(answer.message ?? "") }
+        guard wait else {
+            if !options.json { print(answer.message ?? "") }
+            return
+        }
+        guard let id = answer.message, !id.isEmpty else {
+            printError("the server accepted the task but did not say its id")
+            throw ExitCode(2)
+        }
+        if !options.json {
+            FileHandle.standardOutput.write(Data((id + "\n").utf8))  // unbuffered: shown at once, the wait may be long
+        }
+        guard let view = try await TaskOutcome.waitForEnd(options, taskID: id, timeout: limit) else {
+            printError("task \(id) has not finished after \(timeout ?? ""); it keeps running (qagent tasks show \(id))")
+            throw ExitCode(2)
+        }
+        try TaskOutcome.finish(view, json: options.json)
     }
 
     /// Builds the param object from `--param-json` and `--param key=value` entries.

@@ -65,7 +65,9 @@ struct TasksCommand: AsyncParsableCommand {
     }
 
     struct Log: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print a task's log; with -f, follow it until the task finishes.")
+        static let configuration = CommandConfiguration(
+            abstract: "Print a task's log; with -f, follow it until the task finishes.",
+            discussion: "Without -f: \(ClientOptions.exitCodes) With -f, once the log is complete, how the task ended goes to stderr. \(TaskOutcome.exitCodes)")
         @OptionGroup var options: ClientOptions
         @Argument(help: "The task id.") var taskID: String
         @Flag(name: .shortAndLong, help: "Keep printing new output until the task finishes.") var follow = false
@@ -84,7 +86,11 @@ struct TasksCommand: AsyncParsableCommand {
                     offset = Int(next)
                     continue
                 }
-                if !follow || complete { return }
+                if !follow { return }
+                if complete {
+                    let view = try await options.call { try await $0.get("/api2/tasks/\(SeedClient.pathSegment(taskID)).do") }
+                    try TaskOutcome.finish(view.data?.objectValue ?? [:], json: false, toError: true)
+                }
                 try await Task.sleep(for: .milliseconds(500))
             }
         }
