@@ -16,6 +16,67 @@ struct CLIClientTests {
         command = ["/bin/true"]
         """
 
+    @Test("trigger --wait prints the final state and exits 0 on 200, 1 on any other end, 2 when the wait times out or the arguments are wrong; --json prints the task")
+    func triggerWait() async throws {
+        let jobs = """
+            [[job]]
+            name = "w.ok"
+            command = ["/bin/sh", "-c", "sleep 0.3; echo done"]
+
+            [[job]]
+            name = "w.fail"
+            command = ["/bin/sh", "-c", "exit 7"]
+
+            [[job]]
+            name = "w.slow"
+            timeout = 1
+            command = ["/bin/sleep", "30"]
+
+            [[job]]
+            name = "w.long"
+            command = ["/bin/sleep", "30"]
+
+            """
+        try await AgentProcess.with(jobs: jobs, agentExtra: "kill_grace = 1") { agent in
+            let cli = try agent.cliConfig()
+            var result = try await AgentProcess.runCLI(["trigger", "w.ok", "--wait", "--config", cli])
+            #expect(result.status == 0, "\(result.output)")
+            var lines = result.output.split(separator: "\n").map(String.init)
+            #expect(lines.count == 2 && Identifier.isTaskID(lines[0]), "\(result.output)")
+            #expect(lines.last?.hasPrefix("\(lines[0]) succeeded (200) in ") == true && lines.last?.hasSuffix(" ms: exit code 0") == true, "\(result.output)")
+            result = try await AgentProcess.runCLI(["trigger", "w.fail", "--wait", "--config", cli])
+            #expect(result.status == 1)
+            #expect(result.output.contains(" failed (500) in ") && result.output.hasSuffix(": exit code 7\n"), "\(result.output)")
+            result = try await AgentProcess.runCLI(["trigger", "w.slow", "--wait", "--timeout", "1m", "--config", cli])
+            #expect(result.status == 1)
+            #expect(result.output.contains(" timed out (504) in "), "\(result.output)")
+            // The wait gives up (exit 2); the task keeps running.
+            result = try await AgentProcess.runCLI(["trigger", "w.long", "--wait", "--timeout", "1", "--config", cli])
+            #expect(result.status == 2)
+            lines = result.output.split(separator: "\n").map(String.init)
+            #expect(lines.last == "qagent: task \(lines[0]) has not finished after 1; it keeps running (qagent tasks show \(lines[0]))", "\(result.output)")
+            #expect(try await agent.call("GET", "/api2/tasks/\(lines[0]).do").data?["state"] == .string("running"))
+            // Killed while waited for: exit 1.
+            let waiting = Task { try await AgentProcess.runCLI(["trigger", "w.long", "--task-id", "w-kill", "--wait", "--config", cli]) }
+            #expect(try await eventually { try await agent.call("GET", "/api2/tasks/w-kill.do").data?["state"] == .string("running") })
+            #expect(try await agent.call("POST", "/api2/tasks/kill.do", json: #"{"taskId":"w-kill"}"#).ret == true)
+            result = try await waiting.value
+            #expect(result.status == 1 && result.output.contains("w-kill killed (499)"), "\(result.output)")
+            // --json: the task id's envelope, then the final task.
+            result = try await AgentProcess.runCLI(["trigger", "w.fail", "--wait", "--json", "--config", cli])
+            #expect(result.status == 1)
+            lines = result.output.split(separator: "\n").map(String.init)
+            #expect(lines.count == 2 && JSONValue(parsing: lines[1])?["lastState"] == .int(500), "\(result.output)")
+            // Refused dispatch: 1; bad arguments: 2, nothing dispatched.
+            result = try await AgentProcess.runCLI(["trigger", "w.nope", "--wait", "--config", cli])
+            #expect(result.status == 1 && result.output == "qagent: 重试失败 (job_not_found)\n")
+            result = try await AgentProcess.runCLI(["trigger", "w.ok", "--wait", "--timeout", "soon", "--config", cli])
+            #expect(result.status == 2 && result.output == "qagent: --timeout must look like 90, 90s, 10m or 1h, got \"soon\"\n")
+            result = try await AgentProcess.runCLI(["trigger", "w.ok", "--timeout", "1m", "--config", cli])
+            #expect(result.status == 2 && result.output == "qagent: --timeout applies to --wait\n")
+        }
+    }
+
     @Test("jobs on|off|info, trigger with params, workers list|set, status: output and exit codes")
     func localCommands() async throws {
         try await AgentProcess.with(jobs: Self.jobs) { agent in
@@ -39,7 +100,7 @@ struct CLIClientTests {
             #expect(Identifier.isTaskID(id))
             #expect(try await eventually { try await agent.call("GET", "/api2/tasks/\(id).do").data?["lastState"]?.intValue == 200 })
             let log = try await AgentProcess.runCLI(["tasks", "log", id, "--config", cli])
-            #expect(JSONValue(parsing: log.output) == .object(["count": .int(3), "day": .string("2026-11-24"), "note": .string("a=b")]))
+            #expect(JSONValue(parsing: taskOutput(log.output) ?? "") == .object(["count": .int(3), "day": .string("2026-11-24"), "note": .string("a=b")]))
 
             result = try await AgentProcess.runCLI(["trigger", "cli.echo", "--param-json", "[1]", "--config", cli])
             #expect(result.status == 2 && result.output.contains("--param-json must be a JSON object"))

@@ -9,11 +9,7 @@ import Testing
 @Suite("Cluster: schema, start errors, membership", .serialized,
        .enabled(if: TestPostgres.available || TestPostgres.required, "needs Debian's postgresql"))
 struct ClusterTests {
-    static let logger: Logger = {
-        var logger = Logger(label: "test")
-        logger.logLevel = .error
-        return logger
-    }()
+    static let logger = testLogger()
 
     /// Writes an agent.conf with `[cluster]` for `server` and runs `qagent run` to its exit.
     static func runUntilExit(tail: String, environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {

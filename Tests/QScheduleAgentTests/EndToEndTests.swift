@@ -41,11 +41,11 @@ struct EndToEndTests {
             #expect(info["lastState"] == .int(200))
             let duration = try #require(info["lastDuration"]?.intValue)
             #expect(duration >= 1500)
-            // sleep prints nothing: no log file is created, and the log reads as empty and complete.
+            // sleep prints nothing: the log holds only its closing line, and reads as complete.
             let taskID = try #require(dispatched.message)
-            #expect(!FileManager.default.fileExists(atPath: agent.dataDir + "/logs/\(taskID).log"))
             let log = try await agent.call("GET", "/api2/tasks/\(taskID)/log.do")
-            #expect(log.data?["text"] == .string(""))
+            #expect(taskOutput(log.data?["text"]?.stringValue) == "")
+            #expect(closingLine(log.data?["text"]?.stringValue)?.hasSuffix(": exit code 0") == true)
             #expect(log.data?["complete"] == .bool(true))
         }
     }
@@ -93,9 +93,11 @@ struct EndToEndTests {
             result = try await AgentProcess.runCLI(["tasks", "kill", id, "--config", cliConfig])
             #expect(result.status == 0, "\(result.output)")
             #expect(try await eventually { try await agent.call("GET", "/api2/tasks/\(id).do").data?["lastState"] == .int(499) })
+            // -f ends with the task: its log (closing line included), how it ended on stderr, exit 1 (killed).
             result = try await AgentProcess.runCLI(["tasks", "log", id, "--config", cliConfig, "-f"])
-            #expect(result.status == 0)
-            #expect(result.output == "one\n")
+            #expect(result.status == 1)
+            #expect(result.output.hasPrefix("one\n[qagent] task killed (499) after "), "\(result.output)")
+            #expect(result.output.contains("qagent: \(id) killed (499) in "), "\(result.output)")
             result = try await AgentProcess.runCLI(["tasks", "kill", id, "--config", cliConfig])
             #expect(result.status == 1)
             #expect(result.output.contains("task_finished"))
@@ -176,11 +178,13 @@ struct EndToEndTests {
                 try await agent.call("GET", "/api/check/127.0.0.1.do", token: nil).data?.arrayValue?.isEmpty == true
             })
             let echoLog = try String(contentsOfFile: agent.dataDir + "/logs/\(echo).log", encoding: .utf8)
-            #expect(echoLog == #"e2e.echo|\#(echo)|{"n":1,"name":"华"}|{"n":1,"name":"华"}"#)
+            #expect(echoLog.hasPrefix(#"e2e.echo|\#(echo)|{"n":1,"name":"华"}|{"n":1,"name":"华"}"# + "\n[qagent] task finished (200) after "), "\(echoLog)")
             #expect(try await agent.call("GET", "/api2/jobs/e2e.echo.do").data?["lastState"] == .int(200))
 
             #expect(try await agent.call("GET", "/api2/jobs/e2e.fail.do").data?["lastState"] == .int(500))
-            #expect(try String(contentsOfFile: agent.dataDir + "/logs/\(fail).log", encoding: .utf8) == "failing\n")
+            let failLog = try String(contentsOfFile: agent.dataDir + "/logs/\(fail).log", encoding: .utf8)
+            #expect(taskOutput(failLog) == "failing\n")
+            #expect(closingLine(failLog)?.hasPrefix("[qagent] task failed (500) after ") == true, "\(failLog)")
             #expect(try await agent.call("GET", "/api2/jobs/e2e.missing.do").data?["lastState"] == .int(500))
 
             try await agent.stop()

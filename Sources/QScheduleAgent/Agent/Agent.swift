@@ -40,6 +40,8 @@ public final class Agent: Sendable {
     /// Creates and admits cluster tasks; `nil` standalone.
     let clusterAdmission: ClusterAdmission?
     let logger: Logger
+    /// Recorded by the runner, the journal, the HTTP interface and the firers; `GET /metrics`.
+    public let metrics: AgentMetrics
     private let lock: DataDirectoryLock
     /// Open connections of the HTTP interface against `max_connections`.
     let connectionLimiter: ConnectionLimiter
@@ -63,20 +65,23 @@ public final class Agent: Sendable {
         }
         self.config = config
         self.logger = logger
+        let metrics = AgentMetrics()
+        self.metrics = metrics
         connectionLimiter = ConnectionLimiter(limit: config.agent.maxConnections)
         identity = AgentIdentity.resolve(settings: config.agent)
         lock = try DataDirectoryLock(dataDirectory: config.agent.dataDir)
         do {
             store = try AgentStore(
                 dataDirectory: config.agent.dataDir, durability: config.agent.journalDurability,
-                reportAddress: config.report == nil ? nil : Self.addressProvider(identity), clusterResults: config.cluster != nil)
+                reportAddress: config.report == nil ? nil : Self.addressProvider(identity), clusterResults: config.cluster != nil,
+                committed: { metrics.journalCommitted(after: $0) })
         } catch {
             throw ConfigError("cannot open the store in data_dir \"\(config.agent.dataDir)\": \(error)")
         }
         runner = try TaskRunner(
             jobs: jobs, states: try store.jobStates(), store: store, settings: config.agent, instance: instance,
             idGenerator: TaskIDGenerator(ip: identity.ipText, timeZone: config.agent.timeZone),
-            outboxLimit: config.report?.outboxMax, logger: logger)
+            outboxLimit: config.report?.outboxMax, metrics: metrics, logger: logger)
         let (store, runner, identity) = (self.store, self.runner, self.identity)
         reporter = config.report.map {
             Reporter(settings: $0, store: store, runner: runner, identity: identity, token: config.agent.tokens[0], logger: logger)
@@ -87,7 +92,7 @@ public final class Agent: Sendable {
         // Cron fires locally only standalone: with a central scheduler it fires; in a cluster,
         // local fires would fire a job once per host (cluster-wide fires come with cluster mode).
         scheduler = config.schedulerURL == nil && config.cluster == nil
-            ? CronScheduler(jobs: config.jobs, runner: runner, store: store, timeZone: config.agent.timeZone, logger: logger)
+            ? CronScheduler(jobs: config.jobs, runner: runner, store: store, timeZone: config.agent.timeZone, metrics: metrics, logger: logger)
             : nil
         let clusterDatabase = config.cluster.map { ClusterDatabase(settings: $0, logger: logger) }
         self.clusterDatabase = clusterDatabase
@@ -102,7 +107,8 @@ public final class Agent: Sendable {
         }
         self.clusterWorker = clusterWorker
         let clusterFirer = admission.map {
-            ClusterFirer(admission: $0, view: view, identity: identity, jobs: config.jobs, timeZone: config.agent.timeZone, logger: logger)
+            ClusterFirer(
+                admission: $0, view: view, identity: identity, jobs: config.jobs, timeZone: config.agent.timeZone, metrics: metrics, logger: logger)
         }
         self.clusterFirer = clusterFirer
         let journal = self.store
@@ -126,10 +132,13 @@ public final class Agent: Sendable {
         var api = SeedAPI(
             runner: runner, scheduler: scheduler, reporter: reporter, central: central, store: store, identity: identity,
             settings: config.agent, cronMode: config.cluster != nil ? "cluster" : config.scheduler != nil ? "central" : "local")
+        api.metrics = metrics
+        api.refusedTokens = RefusedTokenLog(logger: logger)
         if let clusterAdmission, let membership {
             api.cluster = ClusterSeedAPI(local: api, admission: clusterAdmission, membership: membership, identity: identity, logger: logger)
         }
-        return AgentHTTPResponder(api: api, tokens: config.agent.tokens, maxBodyBytes: config.agent.maxRequestBytes)
+        return AgentHTTPResponder(
+            api: api, tokens: config.agent.tokens, maxBodyBytes: config.agent.maxRequestBytes, metricsRequireToken: config.agent.metricsToken)
     }
 
     /// The Hummingbird application bound to `listen`; `onReady` gets the bound port.

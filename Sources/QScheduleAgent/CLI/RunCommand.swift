@@ -14,17 +14,22 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(help: "Log format: text, or json (one object per line, for journald and log shippers). Default: [agent] log_format, else text.")
+    var logFormat: LogFormat?
+
     func run() async throws {
-        let level = logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        let config: AgentConfig
+        do {
+            config = try options.load()
+        } catch {
+            FileHandle.standardError.write(Data("qagent: \(error)\n".utf8))
+            throw ExitCode(2)
         }
+        (logFormat ?? config.agent.logFormat).bootstrap(level: logLevel)
         let logger = Logger(label: "qagent")
         let agent: Agent
         do {
-            agent = try Agent(config: try options.load(), handlers: QAgent.handlers, logger: logger)
+            agent = try Agent(config: config, handlers: QAgent.handlers, logger: logger)
         } catch {
             FileHandle.standardError.write(Data("qagent: \(error)\n".utf8))
             throw ExitCode(2)
@@ -42,3 +47,4 @@ struct RunCommand: AsyncParsableCommand {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+extension LogFormat: ExpressibleByArgument {}

@@ -26,6 +26,7 @@ final class ClusterFirer: Service, Sendable {
     private let inFlight = Mutex<(next: UInt64, fires: [UInt64: (job: String, since: ContinuousClock.Instant)])>((0, [:]))
     private let timeZone: TimeZone
     private let logger: Logger
+    private let metrics: AgentMetrics?
     private let ready = StartGate()
     /// How long after the scheduled time the backup inserts.
     static let backupDelayMs: Int64 = 2_000
@@ -34,7 +35,11 @@ final class ClusterFirer: Service, Sendable {
     /// A fire that completes this long after its scheduled time waited for the database.
     static let lateAfterMs: Int64 = 1_000
 
-    init(admission: ClusterAdmission, view: ClusterView, identity: AgentIdentity, jobs: [JobConfig], timeZone: TimeZone, logger: Logger) {
+    init(
+        admission: ClusterAdmission, view: ClusterView, identity: AgentIdentity, jobs: [JobConfig], timeZone: TimeZone, metrics: AgentMetrics? = nil,
+        logger: Logger
+    ) {
+        self.metrics = metrics
         self.admission = admission
         self.view = view
         self.identity = identity
@@ -102,6 +107,7 @@ final class ClusterFirer: Service, Sendable {
         for (job, scheduledAt) in pending where !waiting.contains(job) {
             missed.withLock { if $0[job] == scheduledAt { $0[job] = nil } }
             guard misfire[job] == .fireOnce else {
+                metrics?.cronSkipped(job: job, reason: "misfire")
                 logger.notice("cluster fire missed while the database did not answer: skipped (misfire = skip)", metadata: [
                     "job": "\(job)", "scheduled": "\(scheduledAt)",
                 ])
@@ -132,8 +138,16 @@ final class ClusterFirer: Service, Sendable {
             if Date().epochMilliseconds - scheduledAt > Self.lateAfterMs {
                 missed.withLock { if let earlier = $0[job], earlier <= scheduledAt { $0[job] = nil } }
             }
-            if case .refused(let reason) = outcome, reason != .jobDisabled {
-                logger.notice("cluster fire skipped", metadata: ["job": "\(job)", "scheduled": "\(scheduledAt)", "reason": "\(reason.rawValue)"])
+            switch outcome {
+            case .refused(let reason):
+                metrics?.cronSkipped(job: job, reason: reason.rawValue)
+                if reason != .jobDisabled {
+                    logger.notice("cluster fire skipped", metadata: ["job": "\(job)", "scheduled": "\(scheduledAt)", "reason": "\(reason.rawValue)"])
+                }
+            case .created:
+                metrics?.cronFired(job: job)
+            default:
+                break
             }
         } catch {
             if !asBackup { missed.withLock { $0[job] = max($0[job] ?? scheduledAt, scheduledAt) } }

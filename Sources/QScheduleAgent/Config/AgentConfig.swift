@@ -110,6 +110,10 @@ public struct AgentSettings: Sendable {
     public var maxLogBytes: Int = 10 << 20
     /// Days finished tasks and their logs are kept.
     public var retentionDays: Int = 7
+    /// How `qagent run` writes its log: `text` or `json` (one object per line); `--log-format` overrides it.
+    public var logFormat: LogFormat = .text
+    /// Whether `GET /metrics` asks for `Q-Server-Token` (off by default, like node_exporter).
+    public var metricsToken = false
     /// Not a config key: `.unsafeNoSync` exists only for the durability benchmark's baseline.
     public var journalDurability: AgentStore.Durability = .full
 
@@ -205,6 +209,18 @@ public struct JobConfig: Sendable {
     public var misfire: MisfirePolicy = .skip
     /// Seconds; 0 = no timeout.
     public var timeout: Int = 0
+    /// Runs again after a failure (500) or a timeout (504), as attempt + 1; a kill (499) never.
+    public var retries: Int = 0
+    /// Seconds before the first retry; doubling for each next one, capped at ``retryBackoffCap``.
+    public var retryBackoff: Int = 10
+    /// The longest wait between two retries (seconds).
+    public static let retryBackoffCap = 3_600
+
+    /// The wait before retry number `retry` (1 = the first).
+    public func backoff(beforeRetry retry: Int) -> Duration {
+        let seconds = min(Double(retryBackoff) * pow(2, Double(max(0, retry - 1))), Double(Self.retryBackoffCap))
+        return .milliseconds(Int64(seconds * 1000))
+    }
     public var overlap: OverlapPolicy = .serial
     public var maxConcurrency: Int = 1
     public var maxQueued: Int = 100

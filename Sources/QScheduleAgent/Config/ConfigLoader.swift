@@ -47,7 +47,7 @@ public enum ConfigLoader {
             try reader.rejectUnknownKeys(allowed: [
                 "app_name", "app_id", "listen", "advertise_ip", "data_dir", "token", "token_file", "timezone",
                 "shutdown_grace", "max_running", "max_queued", "max_request_bytes", "kill_grace", "max_log_bytes", "retention_days",
-                "idle_timeout", "read_timeout", "max_connections",
+                "idle_timeout", "read_timeout", "max_connections", "log_format", "metrics_token",
             ])
             settings.appName = try reader.string("app_name") ?? settings.appName
             settings.appID = try reader.int("app_id", range: 0...Int.max) ?? settings.appID
@@ -101,6 +101,8 @@ public enum ConfigLoader {
             settings.killGrace = try reader.int("kill_grace", range: 0...3600) ?? settings.killGrace
             settings.maxLogBytes = try reader.int("max_log_bytes", range: 1024...(1 << 40)) ?? settings.maxLogBytes
             settings.retentionDays = try reader.int("retention_days", range: 1...3650) ?? settings.retentionDays
+            settings.logFormat = try reader.choice("log_format", LogFormat.self) ?? settings.logFormat
+            settings.metricsToken = try reader.bool("metrics_token") ?? settings.metricsToken
         } else {
             settings.dataDir = resolve(settings.dataDir, against: baseDirectory)
         }
@@ -181,7 +183,7 @@ public enum ConfigLoader {
         let reader = TableReader(table: table, tableName: "job", index: index, label: "[[job]] \"\(name)\"", fileName: fileName, locator: locator)
         try reader.rejectUnknownKeys(allowed: [
             "name", "desc", "cron", "misfire", "command", "cwd", "env", "user", "recover", "max_attempts", "timeout", "overlap", "max_concurrency", "max_queued", "enabled",
-            "load_balance",
+            "load_balance", "retries", "retry_backoff",
         ])
         var job = JobConfig(name: name)
         job.desc = try reader.string("desc") ?? ""
@@ -233,6 +235,8 @@ public enum ConfigLoader {
         job.misfire = try reader.choice("misfire", MisfirePolicy.self) ?? job.misfire
         job.maxAttempts = try reader.int("max_attempts", range: 1...100) ?? job.maxAttempts
         job.timeout = try reader.int("timeout", range: 0...(365 * 86_400)) ?? job.timeout
+        job.retries = try reader.int("retries", range: 0...100) ?? job.retries
+        job.retryBackoff = try reader.int("retry_backoff", range: 0...JobConfig.retryBackoffCap) ?? job.retryBackoff
         job.overlap = try reader.choice("overlap", OverlapPolicy.self) ?? job.overlap
         job.maxConcurrency = try reader.int("max_concurrency", range: 1...100_000) ?? job.maxConcurrency
         job.maxQueued = try reader.int("max_queued", range: 0...1_000_000) ?? job.maxQueued

@@ -6,13 +6,16 @@ import Synchronization
 /// Command output is read from the child's pipe and appended here; Swift handlers write
 /// lines through ``write(_:)`` or their ``TaskContext/logger``. Past the cap, one marker
 /// line says so and the rest is discarded (still read from the child, so it never blocks).
-/// The file is created on the first write: a task that prints nothing leaves no file.
+/// The file is created on the first write; every task's log ends with a closing line
+/// (``close(closingLine:)``) saying how the task ended, written even past the cap.
 public final class TaskLog: Sendable {
     private struct State {
         var handle: FileHandle?
         var closed = false
         var written: Int = 0
         var truncated = false
+        /// Whether the last byte written was a newline (the closing line starts a line).
+        var endsWithNewline = true
     }
 
     /// The log file's path.
@@ -21,10 +24,15 @@ public final class TaskLog: Sendable {
     public let maxBytes: Int
     private let state: Mutex<State>
 
-    /// A log at `path`; the file is created (truncating) on the first write.
-    init(path: String, maxBytes: Int) {
+    /// Whether this log continues an existing file (a retry) instead of replacing it.
+    let appends: Bool
+
+    /// A log at `path`; the file is created (truncating) on the first write, or with `append`
+    /// continued (its bytes count against the cap).
+    init(path: String, maxBytes: Int, append: Bool = false) {
         self.path = path
         self.maxBytes = maxBytes
+        appends = append
         state = Mutex(State())
     }
 
@@ -46,20 +54,12 @@ public final class TaskLog: Sendable {
 
     func append(_ data: Data) {
         state.withLock { state in
-            guard !state.closed, !state.truncated else { return }
-            if state.handle == nil {
-                guard FileManager.default.createFile(atPath: path, contents: nil),
-                      let handle = FileHandle(forWritingAtPath: path) else {
-                    state.closed = true  // unwritable: drop the output rather than fail the task
-                    return
-                }
-                state.handle = handle
-            }
-            guard let handle = state.handle else { return }
+            guard !state.closed, !state.truncated, let handle = open(&state) else { return }
             let room = maxBytes - state.written
             if data.count <= room {
                 try? handle.write(contentsOf: data)
                 state.written += data.count
+                if let last = data.last { state.endsWithNewline = last == UInt8(ascii: "\n") }
             } else {
                 if room > 0 { try? handle.write(contentsOf: data.prefix(room)) }
                 try? handle.write(contentsOf: Data(Self.truncationMarker(maxBytes).utf8))
@@ -72,9 +72,33 @@ public final class TaskLog: Sendable {
     /// Whether output passed the cap.
     public var isTruncated: Bool { state.withLock { $0.truncated } }
 
-    /// Closes the file; later writes are dropped.
-    func close() {
+    /// The file, created on first use; `nil` when it cannot be written (the output is then
+    /// dropped rather than failing the task).
+    private func open(_ state: inout State) -> FileHandle? {
+        if state.handle == nil, appends, let handle = FileHandle(forWritingAtPath: path), let end = try? handle.seekToEnd() {
+            state.handle = handle
+            state.written = Int(end)
+            state.truncated = state.written >= maxBytes
+        }
+        if state.handle == nil {
+            guard FileManager.default.createFile(atPath: path, contents: nil),
+                  let handle = FileHandle(forWritingAtPath: path) else {
+                state.closed = true
+                return nil
+            }
+            state.handle = handle
+        }
+        return state.handle
+    }
+
+    /// Closes the file; later writes are dropped. `closingLine` (how the task ended) is
+    /// appended first, past the cap if need be, on a line of its own.
+    func close(closingLine: String? = nil) {
         state.withLock { state in
+            if let closingLine, !state.closed, let handle = open(&state) {
+                let separator = state.written > 0 && !state.truncated && !state.endsWithNewline ? "\n" : ""
+                try? handle.write(contentsOf: Data((separator + closingLine + "\n").utf8))
+            }
             try? state.handle?.close()
             state.handle = nil
             state.closed = true

@@ -89,7 +89,8 @@ extension TaskRunner {
             let started = task.status == .running || found.contains(task.id)
             func lose(_ message: String) {
                 lost.append(TaskCompletion(
-                    taskID: task.id, job: task.job, result: .lost, startTime: task.startTime ?? now, endTime: now, message: message))
+                    taskID: task.id, job: task.job, result: .lost, startTime: task.startTime ?? now, endTime: now, message: message,
+                    attempt: task.attempt))
             }
             guard let slot = jobs[task.job] else {
                 lose("lost: job \(task.job) is no longer registered on this host")
@@ -113,6 +114,7 @@ extension TaskRunner {
                 again.status = .queued
                 jobs[task.job]?.queue.append(again)
                 waitingTotal += 1
+                events.recovered(again)
                 requeued += 1
             }
         }

@@ -48,6 +48,7 @@ extension TaskRunner {
     }
 
     func forget(job: String, taskID: String) {
+        admittedElsewhere.remove(taskID)
         jobs[job]?.finishing.removeValue(forKey: taskID)
         if jobs[job]?.running.removeValue(forKey: taskID) != nil {
             runningTotal -= 1
@@ -61,6 +62,7 @@ extension TaskRunner {
     /// background, so the caller is not held.
     func settle(_ completions: [TaskCompletion]) async {
         guard !completions.isEmpty else { return }
+        for completion in completions { events.ended(completion, attempt: completion.attempt, ran: false) }
         for completion in completions { jobs[completion.job]?.finishing[completion.taskID] = completion.startTime }
         do {
             try await store.finishTasks(completions)
@@ -136,10 +138,13 @@ extension TaskRunner {
             await finished(record)
             return
         }
+        events.started(record)
         var outcome: ExecutionOutcome
+        var backoff: Duration?
         do {
-            let log = TaskLog(path: logPath, maxBytes: settings.maxLogBytes)
-            defer { log.close() }
+            // A retry appends to the log of the attempts before it.
+            let log = TaskLog(path: logPath, maxBytes: settings.maxLogBytes, append: await takeRetried(record.id))
+            if record.attempt > 1, log.appends { log.write("[qagent] attempt \(record.attempt) starts") }
             let deadline = config.timeout > 0 ? Date(timeIntervalSince1970: Double(order.startTime) / 1000 + Double(config.timeout)) : nil
             let context = TaskContext(
                 taskID: record.id, job: record.job, paramText: record.param,
@@ -147,6 +152,12 @@ extension TaskRunner {
             let run = StoppableRun(store: store, runDirectory: runDirectory, instance: instance, killGrace: settings.killGrace)
             outcome = await run.run(
                 executor, context: context, timeout: config.timeout, startTime: order.startTime, stops: order.stops, stop: order.stop)
+            // Left unfinished in the journal (settled at the next start) or recorded now.
+            let shutdown = (outcome.stoppedBy == .shutdown && config.recover == .retry) || (Task.isCancelled && outcome.stoppedBy == nil)
+            backoff = shutdown ? nil : await retryBackoff(record, outcome: outcome, config: config)
+            var closing = Self.closingLine(outcome, durationMs: Date().epochMilliseconds - order.startTime, shutdown: shutdown)
+            if let backoff { closing += "; retried as attempt \(record.attempt + 1) in \(backoff.nanoseconds / 1_000_000) ms" }
+            log.close(closingLine: closing)
         }
         if outcome.stoppedBy == .shutdown, config.recover == .retry {
             // Shutdown stopped it: the journal keeps it unfinished; the next start runs it again.
@@ -161,10 +172,23 @@ extension TaskRunner {
             await finished(record)
             return
         }
+        if let backoff {
+            // Failed with retries left: queued again as attempt + 1 once the backoff is over.
+            let message = "retry \(record.attempt) of \(config.retries) after: \(outcome.message)"
+            do {
+                try await retryLater(record, message: message, backoff: backoff).wait()
+            } catch {
+                _ = await persist("retry", task: record.id) {
+                    try await store.submitRequeueForRetry(record.id, attempt: record.attempt + 1, message: message).wait()
+                }
+            }
+            return
+        }
         let end = Date().epochMilliseconds
         let completion = TaskCompletion(
             taskID: record.id, job: record.job, result: outcome.result, startTime: order.startTime, endTime: end,
-            exitCode: outcome.exitCode, signal: outcome.signal, message: outcome.message)
+            exitCode: outcome.exitCode, signal: outcome.signal, message: outcome.message, attempt: record.attempt)
+        events.ended(completion, attempt: record.attempt, ran: true)
         // Until this commits the task stays "finishing": /api/check and status still count it.
         do {
             try await released(record, completion: completion).wait()
@@ -172,5 +196,74 @@ extension TaskRunner {
             _ = await persist("completion", task: record.id) { try await store.finishTask(completion) }
         }
         await finished(record)
+    }
+
+    /// The wait before running `record` again, when its job's `retries` allow one: a failure
+    /// (500) or a timeout (504) that this host admitted itself (the cluster owns the attempts
+    /// of its tasks), while the agent is not shutting down; `nil` otherwise (a kill never).
+    func retryBackoff(_ record: TaskRecord, outcome: ExecutionOutcome, config: JobConfig) -> Duration? {
+        guard outcome.result == .failed || outcome.result == .timedOut, record.attempt <= config.retries,
+              !admittedElsewhere.contains(record.id), !shuttingDown else { return nil }
+        switch outcome.stoppedBy {
+        case nil, .timeout?: return config.backoff(beforeRetry: record.attempt)
+        default: return nil
+        }
+    }
+
+    /// Whether the task's next run is a retry (its log is appended to); forgets it.
+    func takeRetried(_ id: String) -> Bool {
+        retried.remove(id) != nil
+    }
+
+    /// Journals `record` as queued again under attempt + 1, frees its slot, and queues it
+    /// once `backoff` is over; it stays active (queued) for `/api/check` meanwhile.
+    func retryLater(_ record: TaskRecord, message: String, backoff: Duration) -> CommitTicket {
+        var again = record
+        again.attempt += 1
+        again.status = .queued
+        again.message = message
+        (again.startTime, again.endTime, again.duration, again.pid, again.exitCode, again.signal) = (nil, nil, nil, nil, nil, nil)
+        let ticket = store.submitRequeueForRetry(record.id, attempt: again.attempt, message: message)
+        if jobs[record.job]?.running.removeValue(forKey: record.id) != nil {
+            runningTotal -= 1
+            jobs[record.job]?.delayed[record.id] = again
+            waitingTotal += 1
+            retried.insert(record.id)
+            events.retried(again, after: backoff)
+            Task {
+                try? await Task.sleep(for: backoff)
+                await self.backoffOver(job: record.job, taskID: record.id)
+            }
+        }
+        pump()
+        return ticket
+    }
+
+    /// A retry's backoff is over: it queues for a slot (unless killed or covered meanwhile, or
+    /// the agent is stopping: the journal holds it queued for the next start).
+    func backoffOver(job: String, taskID: String) {
+        guard !shuttingDown, let again = jobs[job]?.delayed.removeValue(forKey: taskID) else { return }
+        jobs[job]?.queue.append(again)
+        pump()
+    }
+
+    /// The last line of every task log: how the task ended, with its seed result code, the
+    /// exit code or signal, the timeout, the kill, or the thrown error's description.
+    static func closingLine(_ outcome: ExecutionOutcome, durationMs: Int64, shutdown: Bool) -> String {
+        let took = "after \(durationMs) ms"
+        if shutdown {
+            return "[qagent] task stopped by the agent's shutdown \(took); the job's recover policy settles it at the next start"
+        }
+        let how: String
+        switch outcome.result {
+        case .succeeded: how = "finished (200)"
+        case .failed: how = "failed (500)"
+        case .timedOut: how = "timed out (504)"
+        case .killed: how = outcome.message.hasPrefix("cancelled: covered") ? "covered (499)" : "killed (499)"
+        case .lost: how = "lost (503)"
+        case .none: how = "ended"
+        }
+        let detail = outcome.message.count > 2_000 ? String(outcome.message.prefix(2_000)) + "…" : outcome.message
+        return "[qagent] task \(how) \(took): \(detail)"
     }
 }

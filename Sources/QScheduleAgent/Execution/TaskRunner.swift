@@ -25,6 +25,8 @@ public actor TaskRunner: Service {
         var finishing: [String: Int64] = [:]
         /// Admitted, waiting for the journal to commit.
         var reserved = 0
+        /// Failed, waiting out their retry backoff before they queue again (`retries`).
+        var delayed: [String: TaskRecord] = [:]
 
         var slots: Int {
             switch config.overlap {
@@ -33,7 +35,7 @@ public actor TaskRunner: Service {
             }
         }
 
-        var active: Int { running.count + queue.count + reserved }
+        var active: Int { running.count + queue.count + reserved + delayed.count }
     }
 
     /// A started task: what is needed to stop it and to answer `/api/check`.
@@ -75,6 +77,11 @@ public actor TaskRunner: Service {
     var settledElsewhere: [String: String] = [:]
     var runningTotal = 0
     var waitingTotal = 0
+    /// Tasks admitted by another authority (`hostSwitches: false`: the cluster), which owns
+    /// their attempts: this host never retries them itself.
+    var admittedElsewhere: Set<String> = []
+    /// Tasks queued again by their job's `retries`: their next run appends to their log.
+    var retried: Set<String> = []
     /// The host's journal.
     let store: AgentStore
     let settings: AgentSettings
@@ -84,6 +91,8 @@ public actor TaskRunner: Service {
     let logDirectory: String
     let runDirectory: String
     let logger: Logger
+    /// Task lifecycle log lines and metrics.
+    let events: TaskEvents
     /// `[report] outbox_max`, when finished tasks are reported.
     private let outboxLimit: Int?
     let starts: AsyncStream<StartOrder>
@@ -97,6 +106,7 @@ public actor TaskRunner: Service {
         instance: String = UUID().uuidString,
         idGenerator: TaskIDGenerator,
         outboxLimit: Int? = nil,
+        metrics: AgentMetrics? = nil,
         logger: Logger
     ) throws {
         var slots: [String: JobSlot] = [:]
@@ -113,6 +123,7 @@ public actor TaskRunner: Service {
         self.idGenerator = idGenerator
         self.instance = instance
         self.logger = logger
+        events = TaskEvents(logger: logger, metrics: metrics)
         self.outboxLimit = outboxLimit
         logDirectory = URL(fileURLWithPath: settings.dataDir).appendingPathComponent("logs").path
         runDirectory = URL(fileURLWithPath: settings.dataDir).appendingPathComponent("run").path
@@ -176,7 +187,11 @@ public actor TaskRunner: Service {
     @discardableResult
     public func setDraining(_ draining: Bool) -> Bool {
         guard draining || !shuttingDown else { return false }
-        if draining, !self.draining { drainingSince = Date().epochMilliseconds }
+        if draining, !self.draining {
+            drainingSince = Date().epochMilliseconds
+            logger.notice("draining: new tasks are refused", metadata: ["running": "\(counts.running)", "waiting": "\(counts.waiting)"])
+        }
+        if !draining, self.draining { logger.notice("resumed: taking new tasks again") }
         if !draining { drainingSince = nil }
         self.draining = draining
         return true
@@ -219,6 +234,15 @@ public actor TaskRunner: Service {
         scheduledAt: Int64? = nil,
         hostSwitches: Bool = true,
         attempt: Int = 1
+    ) async -> DispatchResult {
+        let result = await admit(
+            job: name, param: param, taskID: requestedID, trigger: trigger, scheduledAt: scheduledAt, hostSwitches: hostSwitches, attempt: attempt)
+        if case .refused(let reason) = result { events.refused(job: name, reason: reason.rawValue) }
+        return result
+    }
+
+    private func admit(
+        job name: String, param: JSONValue, taskID requestedID: String?, trigger: TaskTrigger, scheduledAt: Int64?, hostSwitches: Bool, attempt: Int
     ) async -> DispatchResult {
         // A task journaled before recovery read the journal would be taken for a leftover.
         await recoverLeftovers()
@@ -264,6 +288,8 @@ public actor TaskRunner: Service {
         jobs[name]?.reserved -= 1
         waitingTotal -= 1
         guard case .accepted = answer, let record = answer.record else { return answer.result }
+        if !hostSwitches { admittedElsewhere.insert(record.id) }
+        events.accepted(record)
         jobs[name]?.queue.append(record)
         waitingTotal += 1
         if jobs[name]?.config.overlap == .cover { await cover(job: name, by: record.id) }
@@ -346,15 +372,16 @@ public actor TaskRunner: Service {
     private func cover(job name: String, by newID: String) async {
         guard var slot = jobs[name] else { return }
         for running in slot.running.values { running.stop.yield(.covered(by: newID)) }
-        let superseded = slot.queue.filter { $0.id != newID }
+        let superseded = slot.queue.filter { $0.id != newID } + slot.delayed.values
         slot.queue.removeAll { $0.id != newID }
+        slot.delayed = [:]
         jobs[name] = slot
         waitingTotal -= superseded.count
         let now = Date().epochMilliseconds
         await settle(superseded.map { record in
             TaskCompletion(
                 taskID: record.id, job: name, result: .killed, startTime: now, endTime: now,
-                message: StopReason.covered(by: newID).message)
+                message: StopReason.covered(by: newID).message, attempt: record.attempt)
         })
     }
 
@@ -367,7 +394,7 @@ public actor TaskRunner: Service {
     /// Stops every running and queued task with `reason`; returns how many.
     @discardableResult
     func stopAll(because reason: StopReason) async -> Int {
-        let ids = jobs.values.flatMap { slot in slot.running.keys.map { $0 } + slot.queue.map(\.id) }
+        let ids = jobs.values.flatMap { slot in slot.running.keys.map { $0 } + slot.queue.map(\.id) + slot.delayed.keys }
         var stopped = 0
         for id in ids where await stop(taskID: id, because: reason) { stopped += 1 }
         return stopped
@@ -381,13 +408,15 @@ public actor TaskRunner: Service {
                 running.stop.yield(reason)
                 return true
             }
-            if let index = slot.queue.firstIndex(where: { $0.id == taskID }) {
-                jobs[name]?.queue.remove(at: index)
+            let waiting = slot.queue.firstIndex { $0.id == taskID }.map { slot.queue[$0] } ?? slot.delayed[taskID]
+            if let record = waiting {
+                jobs[name]?.queue.removeAll { $0.id == taskID }
+                jobs[name]?.delayed.removeValue(forKey: taskID)
                 waitingTotal -= 1
                 let now = Date().epochMilliseconds
                 await settle([TaskCompletion(
                     taskID: taskID, job: name, result: reason.result, startTime: now, endTime: now,
-                    message: reason.message)])
+                    message: reason.message, attempt: record.attempt)])
                 return true
             }
         }
@@ -408,13 +437,13 @@ public actor TaskRunner: Service {
         let now = Date().epochMilliseconds
         return jobs.values.compactMap { slot -> ActiveJob? in
             guard slot.active + slot.finishing.count > 0 else { return nil }
-            let oldestQueued = slot.queue.map(\.acceptedAt).min() ?? (slot.reserved > 0 ? now : nil)
+            let oldestQueued = (slot.queue + slot.delayed.values).map(\.acceptedAt).min() ?? (slot.reserved > 0 ? now : nil)
             return ActiveJob(
                 name: slot.config.name,
                 oldestStart: (slot.running.values.map(\.startTime) + slot.finishing.values).min(),
                 oldestQueued: oldestQueued,
                 running: slot.running.count + slot.finishing.count,
-                queued: slot.queue.count + slot.reserved)
+                queued: slot.queue.count + slot.reserved + slot.delayed.count)
         }.sorted { $0.name < $1.name }
     }
 
@@ -423,7 +452,7 @@ public actor TaskRunner: Service {
     func activeTask(_ id: String) -> (status: TaskStatus, progress: TaskProgress.Snapshot?)? {
         for slot in jobs.values {
             if let running = slot.running[id] { return (.running, running.progress.snapshot) }
-            if slot.queue.contains(where: { $0.id == id }) { return (.queued, nil) }
+            if slot.queue.contains(where: { $0.id == id }) || slot.delayed[id] != nil { return (.queued, nil) }
         }
         return nil
     }

@@ -36,17 +36,19 @@ struct AgentHTTPResponder: HTTPResponder {
     let maxBodyBytes: Int
     let routes: RouteTable<Handler>
 
-    init(api: SeedAPI, tokens: [String], maxBodyBytes: Int) {
+    init(api: SeedAPI, tokens: [String], maxBodyBytes: Int, metricsRequireToken: Bool = false) {
         self.api = api
         self.tokens = TokenSet(tokens)
         self.maxBodyBytes = maxBodyBytes
-        self.routes = Self.makeRoutes()
+        self.routes = Self.makeRoutes(metricsRequireToken: metricsRequireToken)
     }
 
     /// Every route the agent serves; `docs/openapi.yaml` describes the same list.
-    static func makeRoutes() -> RouteTable<Handler> {
+    /// `metricsRequireToken`: `[agent] metrics_token` (off by default, like node_exporter).
+    static func makeRoutes(metricsRequireToken: Bool = false) -> RouteTable<Handler> {
         var table = RouteTable<Handler>()
         table.add(.get, "/healthz", requiresToken: false) { api, _ in api.health() }
+        table.add(.get, "/metrics", requiresToken: metricsRequireToken) { api, _ in await api.metricsText() }
         table.add(.get, "/readyz", requiresToken: false) { api, _ in await api.ready() }
         table.add(.get, "/api/check/{}.do", requiresToken: false) { api, call in
             if let cluster = api.clusterWide(call) { return await cluster.check(ip: call.captured) }
@@ -111,32 +113,43 @@ struct AgentHTTPResponder: HTTPResponder {
     }
 
     func respond(to request: Request, context: Context) async throws -> Response {
+        let (pattern, response) = await answer(request)
+        // Methods outside the route table count as "other": the label stays bounded.
+        let method = ["GET", "POST"].contains(request.method.rawValue) ? request.method.rawValue : "other"
+        api.metrics?.httpRequest(method: method, route: pattern, status: response.status.code)
+        return response
+    }
+
+    /// The response, and the route pattern it was counted under (`unmatched` for 404/405).
+    private func answer(_ request: Request) async -> (String, Response) {
         let route: RouteTable<Handler>.Route
         let captured: String?
         switch routes.match(method: request.method, path: request.uri.path) {
         case .notFound:
-            return EnvelopeResponse.failure("no such endpoint", reason: FailureReason.notFound, status: .notFound)
+            return ("unmatched", EnvelopeResponse.failure("no such endpoint", reason: FailureReason.notFound, status: .notFound))
         case .methodNotAllowed(let allowed):
             var headers = HTTPFields()
             headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ")
-            return EnvelopeResponse.failure("method not allowed", reason: FailureReason.methodNotAllowed, status: .methodNotAllowed, headers: headers)
+            return ("unmatched", EnvelopeResponse.failure(
+                "method not allowed", reason: FailureReason.methodNotAllowed, status: .methodNotAllowed, headers: headers))
         case .found(let found, let value):
             route = found
             captured = value
         }
         if route.requiresToken, !tokens.accepts(request.headers[Self.tokenHeader]) {
-            return EnvelopeResponse.failure(SeedMessage.authFailed)
+            api.refusedToken(route: route.pattern, sent: request.headers[Self.tokenHeader] != nil)
+            return (route.pattern, EnvelopeResponse.failure(SeedMessage.authFailed))
         }
         var body: JSONValue?
         if route.method == .post {
             if let declared = request.headers[.contentLength].flatMap(Int.init), declared > maxBodyBytes {
-                return Self.tooLarge(maxBodyBytes)
+                return (route.pattern, Self.tooLarge(maxBodyBytes))
             }
             let bytes: ByteBuffer
             do {
                 bytes = try await request.body.collect(upTo: maxBodyBytes)
             } catch {
-                return Self.tooLarge(maxBodyBytes)
+                return (route.pattern, Self.tooLarge(maxBodyBytes))
             }
             body = JSONValue(parsing: Data(bytes.readableBytesView))
         }
@@ -147,7 +160,7 @@ struct AgentHTTPResponder: HTTPResponder {
         let call = Call(
             captured: captured, body: body, query: query, token: request.headers[Self.tokenHeader],
             forwarded: request.headers[Self.forwardedHeader] != nil)
-        return await route.handler(api, call)
+        return (route.pattern, await route.handler(api, call))
     }
 
     private static func tooLarge(_ limit: Int) -> Response {

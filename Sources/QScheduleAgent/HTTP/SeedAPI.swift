@@ -14,6 +14,15 @@ struct SeedAPI: Sendable {
     var cronMode: String = "local"
     /// Cluster mode: the endpoints answered for the whole cluster (DESIGN §10).
     var cluster: ClusterSeedAPI?
+    /// The registry `GET /metrics` renders; `nil` serves 404's envelope.
+    var metrics: AgentMetrics?
+    /// Where refused tokens are logged (rate-limited).
+    var refusedTokens: RefusedTokenLog?
+
+    /// A request was refused for its token: logged (rate-limited, never the token).
+    func refusedToken(route: String, sent: Bool) {
+        refusedTokens?.record(route: route, tokenSent: sent)
+    }
 
     /// The cluster-wide endpoints for `call`, unless this agent runs standalone or the call
     /// was forwarded by a peer (then this host answers from its own state).
@@ -25,6 +34,18 @@ struct SeedAPI: Sendable {
 
     func health() -> Response {
         EnvelopeResponse.success(message: "ok")
+    }
+
+    /// `GET /metrics`: the Prometheus text exposition (format 0.0.4), with the gauges read now.
+    func metricsText() async -> Response {
+        guard let metrics else { return EnvelopeResponse.failure("no such endpoint", reason: FailureReason.notFound, status: .notFound) }
+        let snapshot = AgentMetrics.Snapshot(
+            active: await runner.activeJobs(), outboxDepth: store.outboxDepth.value, outboxOldest: try? store.oldestOutboxEntry(),
+            clusterOutboxDepth: cluster == nil ? nil : try? store.clusterOutboxDepth(), draining: await runner.isDraining)
+        let text = metrics.render(snapshot)
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
     }
 
     func ready() async -> Response {

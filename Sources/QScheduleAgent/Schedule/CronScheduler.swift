@@ -34,10 +34,12 @@ public actor CronScheduler: Service {
     private let store: AgentStore
     private let timeZone: TimeZone
     private let logger: Logger
+    private let metrics: AgentMetrics?
     private let startedAt: Int64
 
     /// Plans the next fire of every job with a `cron`, from now.
-    public init(jobs configs: [JobConfig], runner: TaskRunner, store: AgentStore, timeZone: TimeZone, logger: Logger) {
+    public init(jobs configs: [JobConfig], runner: TaskRunner, store: AgentStore, timeZone: TimeZone, metrics: AgentMetrics? = nil, logger: Logger) {
+        self.metrics = metrics
         self.runner = runner
         self.store = store
         self.timeZone = timeZone
@@ -98,7 +100,7 @@ public actor CronScheduler: Service {
         guard let job = jobs[entry.job] else { return }
         if now - entry.time > Self.misfireThreshold, job.misfire == .skip {
             // Missed (the process was suspended or the clock jumped): skip to the next time after now.
-            count(skip: "misfire")
+            count(skip: "misfire", job: entry.job)
             logger.warning("cron fire missed", metadata: ["job": "\(entry.job)", "scheduled": "\(entry.time)"])
         } else {
             await dispatch(job: entry.job, scheduledAt: entry.time)
@@ -115,15 +117,17 @@ public actor CronScheduler: Service {
         switch await runner.dispatch(job: job, param: .object([:]), trigger: .cron, scheduledAt: scheduledAt) {
         case .accepted:
             counters.fires += 1
+            metrics?.cronFired(job: job)
         case .refused(let reason):
-            count(skip: reason.rawValue)
+            count(skip: reason.rawValue, job: job)
         case .journalFailed, .clusterUnavailable:
-            count(skip: FailureReason.journalFailed)
+            count(skip: FailureReason.journalFailed, job: job)
         }
     }
 
-    private func count(skip reason: String) {
+    private func count(skip reason: String, job: String) {
         counters.skips[reason, default: 0] += 1
+        metrics?.cronSkipped(job: job, reason: reason)
     }
 
     /// At start: fires missed while the agent was down follow each job's `misfire` policy.
@@ -141,7 +145,7 @@ public actor CronScheduler: Service {
                   missed < startedAt else { continue }
             switch job.misfire {
             case .skip:
-                count(skip: "misfire")
+                count(skip: "misfire", job: name)
                 logger.info("cron fires missed while down were skipped", metadata: ["job": "\(name)", "first_missed": "\(missed)"])
             case .fireOnce:
                 logger.info("cron fires missed while down: firing once", metadata: ["job": "\(name)", "first_missed": "\(missed)"])

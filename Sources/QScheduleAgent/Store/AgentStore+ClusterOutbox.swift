@@ -29,6 +29,11 @@ extension AgentStore {
         }
     }
 
+    /// How many results wait for the cluster's database.
+    public func clusterOutboxDepth() throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM cluster_outbox") ?? 0 }
+    }
+
     /// Removes the results up to `seq` (the cluster took them), and entries whose task was pruned.
     public func deleteClusterOutbox(upTo seq: Int64) async throws {
         try await pool.write { db in

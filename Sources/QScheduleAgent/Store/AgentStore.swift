@@ -38,9 +38,11 @@ public final class AgentStore: Sendable {
     /// With `reportAddress`, every finished task is also queued in the report outbox, in the
     /// transaction that records it.
     /// With `clusterResults`, every finished task is also queued for the cluster's database
-    /// (`cluster_outbox`), in the same transaction.
+    /// (`cluster_outbox`), in the same transaction. `committed` is told each journal
+    /// transaction's commit latency.
     public init(
-        dataDirectory: String, durability: Durability = .full, reportAddress: (@Sendable () -> String)? = nil, clusterResults: Bool = false
+        dataDirectory: String, durability: Durability = .full, reportAddress: (@Sendable () -> String)? = nil, clusterResults: Bool = false,
+        committed: (@Sendable (Duration) -> Void)? = nil
     ) throws {
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         path = URL(fileURLWithPath: dataDirectory).appendingPathComponent("qagent.sqlite").path
@@ -53,7 +55,7 @@ public final class AgentStore: Sendable {
         let synchronous = durability == .full ? "FULL" : "OFF"
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(synchronous)") }
         try Self.migrator.migrate(pool)
-        journal = GroupCommitter(pool: pool)
+        journal = GroupCommitter(pool: pool, committed: committed)
         self.reportAddress = reportAddress
         self.clusterResults = clusterResults
         outboxDepth = OutboxDepth(try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 })
@@ -346,6 +348,20 @@ public final class AgentStore: Sendable {
             changed.withLock { $0 = count > 0 }
         }
         return changed.withLock { $0 }
+    }
+
+    /// A running task that failed goes back to `queued` as `attempt` (the job's `retries`),
+    /// keeping `message` (why it is retried) for task info; the task stays unfinished, so a
+    /// crash during the backoff settles it like any queued leftover. `submit` form: queued
+    /// now, in the same actor turn as the runner's bookkeeping.
+    func submitRequeueForRetry(_ id: String, attempt: Int, message: String) -> CommitTicket {
+        journal.submit { db in
+            try db.cachedStatement(sql: """
+                UPDATE task SET status = 'queued', result = 0, attempt = ?, start_time = NULL, end_time = NULL,
+                    duration = NULL, pid = NULL, pid_start = NULL, exit_code = NULL, signal = NULL, message = ?
+                WHERE id = ? AND status = 'running'
+                """).execute(arguments: [attempt, message, id])
+        }
     }
 
     /// One task by id, or `nil`.

@@ -29,8 +29,12 @@ final class GroupCommitter: Sendable {
     /// Transactions committed and writes they carried, since start (diagnostics and tests).
     var statistics: (transactions: Int, writes: Int) { counts.withLock { $0 } }
 
-    init(pool: DatabasePool) {
+    /// Told how long each transaction took to commit (the journal commit latency metric).
+    private let committed: (@Sendable (Duration) -> Void)?
+
+    init(pool: DatabasePool, committed: (@Sendable (Duration) -> Void)? = nil) {
         self.pool = pool
+        self.committed = committed
     }
 
     /// Runs `write` in the next group transaction and returns once that transaction committed.
@@ -83,6 +87,7 @@ final class GroupCommitter: Sendable {
                 guard !batch.isEmpty else { return }
                 var results: [Result<Void, any Error>] = []
                 results.reserveCapacity(batch.count)
+                let began = ContinuousClock.now
                 do {
                     try db.inTransaction(.immediate) {
                         for pending in batch {
@@ -99,6 +104,7 @@ final class GroupCommitter: Sendable {
                         return .commit
                     }
                     self.counts.withLock { $0 = ($0.transactions + 1, $0.writes + batch.count) }
+                    self.committed?(ContinuousClock.now - began)
                     for (pending, result) in zip(batch, results) { pending.completion?(result) }
                 } catch {
                     for pending in batch { pending.completion?(.failure(error)) }

@@ -98,6 +98,8 @@ public struct TaskCompletion: Sendable {
     public var exitCode: Int32?
     public var signal: Int32?
     public var message: String
+    /// The attempt that ended (for logs; the journal keeps the task's attempt itself).
+    public var attempt: Int = 1
 
     public var duration: Int64 { max(0, endTime - startTime) }
 }

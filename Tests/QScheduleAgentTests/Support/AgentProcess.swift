@@ -81,7 +81,8 @@ final class AgentProcess: @unchecked Sendable {
             }
             try await Task.sleep(for: .milliseconds(20))
             let text = output.text
-            let pattern = "address=" + ip.replacingOccurrences(of: ".", with: "\\.") + ":[0-9]+"
+            // The "qagent listening" line, in the text (address=ip:port) or JSON ("address":"ip:port") format.
+            let pattern = "address(=|\":\")" + ip.replacingOccurrences(of: ".", with: "\\.") + ":[0-9]+"
             if let range = text.range(of: pattern, options: .regularExpression) {
                 port = Int(text[range].split(separator: ":").last ?? "")
             }

@@ -96,8 +96,8 @@ final class FakeUpstream: Sendable {
             router: router,
             configuration: .init(address: .hostname("127.0.0.1", port: port)),
             onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) },
-            logger: Logger(label: "fake-upstream"))
-        let group = ServiceGroup(configuration: .init(services: [app], logger: Logger(label: "fake-upstream")))
+            logger: testLogger("fake-upstream"))
+        let group = ServiceGroup(configuration: .init(services: [app], logger: testLogger("fake-upstream")))
         let task = Task {
             defer { portContinuation.finish() }  // a failed bind must not leave `start` waiting
             try await group.run()

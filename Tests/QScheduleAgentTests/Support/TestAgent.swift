@@ -71,7 +71,7 @@ struct InProcessAgent: Sendable {
         try await prepare(dir)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let config = try ConfigLoader.parse(agentTOML(dataDir: dir, extra: agentExtra) + jobs.replacingOccurrences(of: "$DATA_DIR", with: dir), baseDirectory: dir)
-        let agent = try Agent(config: config, handlers: handlers, logger: Logger(label: "test"))
+        let agent = try Agent(config: config, handlers: handlers, logger: testLogger())
         return try await withThrowingTaskGroup(of: Value?.self) { group in
             group.addTask {
                 try await agent.runner.run()

@@ -1,0 +1,69 @@
+import Foundation
+import Logging
+
+/// What the runner tells operators about each task's life: one log line per state change
+/// (accepted, started, ended — finished, failed, timed out, killed, covered, lost —,
+/// recovered, retried) with stable metadata keys, and the task metrics.
+///
+/// Keys: `task`, `job`, `attempt`, then per event `trigger`, `state` (``TaskResult/metricName``),
+/// `result` (the seed's code), `exit_code`, `signal`, `duration_ms`, `message`.
+struct TaskEvents: Sendable {
+    let logger: Logger
+    let metrics: AgentMetrics?
+
+    func accepted(_ record: TaskRecord) {
+        logger.info("task accepted", metadata: Self.identify(record).merging(["trigger": "\(record.trigger.rawValue)"]) { $1 })
+    }
+
+    func started(_ record: TaskRecord) {
+        logger.info("task started", metadata: Self.identify(record))
+    }
+
+    /// A task ended; `ran`: whether it ran here (a queued task killed or covered did not).
+    func ended(_ completion: TaskCompletion, attempt: Int, ran: Bool) {
+        var metadata: Logger.Metadata = [
+            "task": "\(completion.taskID)", "job": "\(completion.job)", "attempt": .stringConvertible(attempt),
+            "state": "\(completion.result.metricName)", "result": .stringConvertible(completion.result.rawValue),
+        ]
+        if ran { metadata["duration_ms"] = .stringConvertible(completion.duration) }
+        if let code = completion.exitCode { metadata["exit_code"] = .stringConvertible(code) }
+        if let signal = completion.signal { metadata["signal"] = .stringConvertible(signal) }
+        if !completion.message.isEmpty { metadata["message"] = "\(completion.message)" }
+        let (level, text) = Self.describe(completion)
+        logger.log(level: level, "\(text)", metadata: metadata)
+        metrics?.taskFinished(job: completion.job, result: completion.result, durationMs: ran ? completion.duration : nil)
+    }
+
+    /// A leftover of the previous process queued again (`recover = "retry"`).
+    func recovered(_ record: TaskRecord) {
+        logger.notice("task recovered: queued again", metadata: Self.identify(record))
+    }
+
+    /// A failed or timed-out task queued again as its next attempt after `backoff` (`retries`).
+    func retried(_ record: TaskRecord, after backoff: Duration) {
+        logger.notice("task retried", metadata: Self.identify(record).merging(["backoff_ms": .stringConvertible(backoff.nanoseconds / 1_000_000)]) { $1 })
+        metrics?.taskRetried(job: record.job)
+    }
+
+    /// A dispatch refused with its documented reason.
+    func refused(job: String, reason: String) {
+        logger.debug("dispatch refused", metadata: ["job": "\(job)", "reason": "\(reason)"])
+        metrics?.dispatchRefused(reason: reason)
+    }
+
+    private static func identify(_ record: TaskRecord) -> Logger.Metadata {
+        ["task": "\(record.id)", "job": "\(record.job)", "attempt": .stringConvertible(record.attempt)]
+    }
+
+    private static func describe(_ completion: TaskCompletion) -> (Logger.Level, String) {
+        switch completion.result {
+        case .succeeded: return (.info, "task finished")
+        case .failed: return (.warning, "task failed")
+        case .timedOut: return (.warning, "task timed out")
+        case .killed:
+            return (.notice, completion.message.hasPrefix("cancelled: covered") ? "task covered" : "task killed")
+        case .lost: return (.warning, "task lost")
+        case .none: return (.notice, "task ended")
+        }
+    }
+}

@@ -1,0 +1,29 @@
+import Foundation
+import Logging
+
+/// How `qagent run` writes its log (`--log-format`, `[agent] log_format`).
+public enum LogFormat: String, Sendable, CaseIterable {
+    /// swift-log's `StreamLogHandler` lines, for a terminal.
+    case text
+    /// One JSON object per line (``JSONLogHandler``), for journald and log shippers.
+    case json
+
+    /// Installs the process-wide log handler writing to stderr at `level`. Once per process
+    /// (swift-log's rule), before the first logger is made.
+    public func bootstrap(level: Logger.Level) {
+        switch self {
+        case .text:
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        case .json:
+            LoggingSystem.bootstrap { label in
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        }
+    }
+}
