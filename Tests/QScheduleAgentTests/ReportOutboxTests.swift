@@ -241,4 +241,55 @@ struct ReportOutboxEndToEndTests {
         #expect(Set(receiver.state.reportIDs) == Set(ids))
         #expect(receiver.state.reports.allSatisfy { $0["state"]?.intValue == 503 }, "\(receiver.state.reports)")
     }
+
+    @Test("alert_after_failures: the run of failures reaching it sends one alert event through the outbox ({\"alerts\":[...]}), a success resets the run, a kill does not count; logged and counted")
+    func alerts() async throws {
+        let receiver = try await FakeUpstream.start()
+        defer { Task { await receiver.stop() } }
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let jobs = ReportOutboxTests.jobs(reportURL: receiver.reportURL) + """
+
+            [[job]]
+            name = "r.flaky"
+            alert_after_failures = 2
+            command = ["/bin/sh", "-c", "[ -e \(dir)/ok ]"]
+
+            [[job]]
+            name = "r.never"
+            alert_after_failures = 0
+            command = ["/bin/false"]
+
+            """
+        try await InProcessAgent.with(jobs: jobs) { agent in
+            func run(_ job: String) async throws -> String {
+                let id = try #require(try await agent.call(.post, "/api2/tasks.do", body: #"{"job":"\#(job)"}"#).message)
+                #expect(try await eventually { try agent.agent.store.task(id)?.status == .finished })
+                return id
+            }
+            _ = try await run("r.flaky")
+            let second = try await run("r.flaky")
+            _ = try await run("r.flaky")  // the same run of failures: no second alert
+            _ = try await run("r.never")
+            _ = try await run("r.never")
+            #expect(await eventually { receiver.state.alerts.count == 1 && receiver.state.reports.count == 5 })
+            let alert = try #require(receiver.state.alerts.first)
+            #expect(alert["job"] == .string("r.flaky"))
+            #expect(alert["consecutiveFailures"] == .int(2) && alert["threshold"] == .int(2))
+            #expect(alert["taskId"] == .string(second) && alert["state"] == .int(500))
+            #expect(alert["address"] == .string(agent.agent.identity.address))
+            #expect(alert["message"] == .string("exit code 1"))
+            // A success ends the run; two more failures make a new one.
+            FileManager.default.createFile(atPath: dir + "/ok", contents: nil)
+            _ = try await run("r.flaky")
+            try FileManager.default.removeItem(atPath: dir + "/ok")
+            _ = try await run("r.flaky")
+            _ = try await run("r.flaky")
+            #expect(await eventually { receiver.state.alerts.count == 2 })
+            #expect(receiver.state.recorded.withLock { $0.mixedBodies } == 0)
+            let metrics = agent.agent.metrics.registry.emitToString()
+            #expect(metrics.contains(#"qagent_alerts_total{job="r.flaky"} 2"#), "\(metrics)")
+            #expect(!metrics.contains(#"qagent_alerts_total{job="r.never"}"#))
+        }
+    }
 }

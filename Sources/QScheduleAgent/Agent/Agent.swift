@@ -74,7 +74,13 @@ public final class Agent: Sendable {
             store = try AgentStore(
                 dataDirectory: config.agent.dataDir, durability: config.agent.journalDurability,
                 reportAddress: config.report == nil ? nil : Self.addressProvider(identity), clusterResults: config.cluster != nil,
-                committed: { metrics.journalCommitted(after: $0) })
+                committed: { metrics.journalCommitted(after: $0) },
+                alerted: { jobs in
+                    for job in jobs {
+                        metrics.alertRaised(job: job)
+                        logger.warning("job alert: consecutive failures reached alert_after_failures", metadata: ["job": "\(job)"])
+                    }
+                })
         } catch {
             throw ConfigError("cannot open the store in data_dir \"\(config.agent.dataDir)\": \(error)")
         }

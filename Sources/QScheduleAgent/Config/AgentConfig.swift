@@ -227,6 +227,8 @@ public struct JobConfig: Sendable {
     /// Initial enabled state; the stored state wins once the job has been switched on or off.
     public var enabled: Bool = true
     public var loadBalance: String = "random"
+    /// `alert_after_failures`: an alert event when this many runs in a row failed (500, 504,
+    /// 503); 0 = never. The seed's `consecutiveFailTimesAlertThreshold`.
     public var consecutiveFailTimesAlertThreshold: Int = 1
 
     public init(name: String, command: [String]? = nil) {

@@ -183,7 +183,7 @@ public enum ConfigLoader {
         let reader = TableReader(table: table, tableName: "job", index: index, label: "[[job]] \"\(name)\"", fileName: fileName, locator: locator)
         try reader.rejectUnknownKeys(allowed: [
             "name", "desc", "cron", "misfire", "command", "cwd", "env", "user", "recover", "max_attempts", "timeout", "overlap", "max_concurrency", "max_queued", "enabled",
-            "load_balance", "retries", "retry_backoff",
+            "load_balance", "retries", "retry_backoff", "alert_after_failures",
         ])
         var job = JobConfig(name: name)
         job.desc = try reader.string("desc") ?? ""
@@ -236,6 +236,7 @@ public enum ConfigLoader {
         job.maxAttempts = try reader.int("max_attempts", range: 1...100) ?? job.maxAttempts
         job.timeout = try reader.int("timeout", range: 0...(365 * 86_400)) ?? job.timeout
         job.retries = try reader.int("retries", range: 0...100) ?? job.retries
+        job.consecutiveFailTimesAlertThreshold = try reader.int("alert_after_failures", range: 0...1_000_000) ?? job.consecutiveFailTimesAlertThreshold
         job.retryBackoff = try reader.int("retry_backoff", range: 0...JobConfig.retryBackoffCap) ?? job.retryBackoff
         job.overlap = try reader.choice("overlap", OverlapPolicy.self) ?? job.overlap
         job.maxConcurrency = try reader.int("max_concurrency", range: 1...100_000) ?? job.maxConcurrency

@@ -60,8 +60,13 @@ extension TaskRunner {
     /// recovery or shutdown). They stay accounted (`/api/check`, status) until the record
     /// commits; while the journal fails (disk full) the write is retried with backoff in the
     /// background, so the caller is not held.
-    func settle(_ completions: [TaskCompletion]) async {
-        guard !completions.isEmpty else { return }
+    func settle(_ ended: [TaskCompletion]) async {
+        guard !ended.isEmpty else { return }
+        let completions = ended.map { completion in
+            var completion = completion
+            completion.alertAfterFailures = jobs[completion.job]?.config.consecutiveFailTimesAlertThreshold ?? 0
+            return completion
+        }
         for completion in completions { events.ended(completion, attempt: completion.attempt, ran: false) }
         for completion in completions { jobs[completion.job]?.finishing[completion.taskID] = completion.startTime }
         do {
@@ -187,7 +192,8 @@ extension TaskRunner {
         let end = Date().epochMilliseconds
         let completion = TaskCompletion(
             taskID: record.id, job: record.job, result: outcome.result, startTime: order.startTime, endTime: end,
-            exitCode: outcome.exitCode, signal: outcome.signal, message: outcome.message, attempt: record.attempt)
+            exitCode: outcome.exitCode, signal: outcome.signal, message: outcome.message, attempt: record.attempt,
+            alertAfterFailures: config.consecutiveFailTimesAlertThreshold)
         events.ended(completion, attempt: record.attempt, ran: true)
         // Until this commits the task stays "finishing": /api/check and status still count it.
         do {

@@ -116,6 +116,11 @@ public actor TaskRunner: Service {
                 config: config, executor: executor,
                 enabled: state?.enabled ?? config.enabled,
                 canSchedule: state?.canSchedule ?? true)
+            if let stored = state?.enabled, stored != config.enabled {
+                logger.notice("job switched \(stored ? "on" : "off") by jobs/\(stored ? "on" : "off").do: the stored state wins over enabled = \(config.enabled) in agent.conf", metadata: [
+                    "job": "\(config.name)",
+                ])
+            }
         }
         self.jobs = slots
         self.store = store

@@ -31,23 +31,27 @@ public struct OutboxEntry: Sendable, Equatable {
     public var seq: Int64
     public var taskID: String
     public var payload: String
+    /// `report` (a finished task, sent in `{"reports":[...]}`) or `alert` (`{"alerts":[...]}`).
+    public var kind: String = "report"
 }
 
 extension AgentStore {
     // MARK: Report outbox
 
-    /// The oldest queued reports: at most `limit`, and at most `maxBytes` of payload (the
-    /// first entry always, however large, so that nothing can block the outbox).
+    /// The oldest queued entries of one kind (the oldest entry's): at most `limit`, and at most
+    /// `maxBytes` of payload (the first entry always, however large, so that nothing can
+    /// block the outbox).
     public func outboxBatch(limit: Int, maxBytes: Int) throws -> [OutboxEntry] {
         try pool.read { db in
             var entries: [OutboxEntry] = []
             var bytes = 0
-            let rows = try Row.fetchCursor(db, sql: "SELECT seq, task_id, payload FROM outbox ORDER BY seq LIMIT ?", arguments: [limit])
+            let rows = try Row.fetchCursor(db, sql: "SELECT seq, task_id, payload, kind FROM outbox ORDER BY seq LIMIT ?", arguments: [limit])
             while let row = try rows.next() {
                 let payload: String = row["payload"]
+                let kind: String = row["kind"]
                 bytes += payload.utf8.count + 1
-                if !entries.isEmpty, bytes > maxBytes { break }
-                entries.append(OutboxEntry(seq: row["seq"], taskID: row["task_id"], payload: payload))
+                if !entries.isEmpty, bytes > maxBytes || kind != entries[0].kind { break }
+                entries.append(OutboxEntry(seq: row["seq"], taskID: row["task_id"], payload: payload, kind: kind))
             }
             return entries
         }

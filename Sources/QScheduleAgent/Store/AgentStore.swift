@@ -24,6 +24,8 @@ public final class AgentStore: Sendable {
     let clusterResults: Bool
     /// Reports waiting in the outbox, kept in memory so that admission never reads SQLite.
     public let outboxDepth: OutboxDepth
+    /// Told, after the commit, the jobs whose run of failures reached `alert_after_failures`.
+    let alerted: (@Sendable ([String]) -> Void)?
 
     /// How commits reach the disk.
     public enum Durability: Sendable {
@@ -42,8 +44,9 @@ public final class AgentStore: Sendable {
     /// transaction's commit latency.
     public init(
         dataDirectory: String, durability: Durability = .full, reportAddress: (@Sendable () -> String)? = nil, clusterResults: Bool = false,
-        committed: (@Sendable (Duration) -> Void)? = nil
+        committed: (@Sendable (Duration) -> Void)? = nil, alerted: (@Sendable ([String]) -> Void)? = nil
     ) throws {
+        self.alerted = alerted
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         path = URL(fileURLWithPath: dataDirectory).appendingPathComponent("qagent.sqlite").path
         var configuration = Configuration()
@@ -145,6 +148,12 @@ public final class AgentStore: Sendable {
             // GET /api2/tasks.do: newest first, by job or not.
             try db.execute(sql: "CREATE INDEX task_accepted ON task(accepted_at)")
             try db.execute(sql: "CREATE INDEX task_job_accepted ON task(job, accepted_at)")
+        }
+        migrator.registerMigration("v8-alerts") { db in
+            // alert_after_failures: each job's current run of failures, and alert events queued
+            // in the report outbox beside the reports (`kind`), delivered as {"alerts":[...]}.
+            try db.execute(sql: "ALTER TABLE job_state ADD COLUMN consecutive_failures INTEGER NOT NULL DEFAULT 0")
+            try db.execute(sql: "ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'report'")
         }
         return migrator
     }
@@ -458,9 +467,24 @@ public final class AgentStore: Sendable {
         var committed: (@Sendable () -> Void)?
         if address != nil { committed = { @Sendable in depth.add(count) } }
         let cluster = clusterResults
+        let raised = Mutex<[String]>([])
+        let alerted = self.alerted
+        if address != nil || alerted != nil {
+            let counted = committed
+            committed = { @Sendable in
+                counted?()
+                let jobs = raised.withLock { $0 }
+                if !jobs.isEmpty {
+                    if address != nil { depth.add(jobs.count) }
+                    alerted?(jobs)
+                }
+            }
+        }
         let write: GroupCommitter.Write = { db in
+            raised.withLock { $0 = [] }  // a retried transaction starts over
             for completion in completions {
                 try Self.recordFinished(completion, reportAddress: address, in: db)
+                if try Self.countFailure(completion, reportAddress: address, in: db) { raised.withLock { $0.append(completion.job) } }
                 if cluster {
                     try db.cachedStatement(sql: "INSERT INTO cluster_outbox (task_id) VALUES (?)").execute(arguments: [completion.taskID])
                 }
@@ -493,6 +517,36 @@ public final class AgentStore: Sendable {
                 FROM task WHERE id = ?
                 """).execute(arguments: [completion.endTime, address, completion.taskID])
         }
+    }
+
+    /// Keeps the job's run of consecutive failures (500, 504, 503; a success resets it, a kill
+    /// leaves it) and, when the run reaches the job's `alert_after_failures`, queues one alert
+    /// event in the outbox (when reports go upstream). Returns whether an alert was raised:
+    /// once per run of failures, when it reaches the threshold.
+    private static func countFailure(_ completion: TaskCompletion, reportAddress address: String?, in db: Database) throws -> Bool {
+        switch completion.result {
+        case .succeeded:
+            try db.cachedStatement(sql: "UPDATE job_state SET consecutive_failures = 0 WHERE name = ?").execute(arguments: [completion.job])
+            return false
+        case .failed, .timedOut, .lost:
+            try db.cachedStatement(sql: "UPDATE job_state SET consecutive_failures = consecutive_failures + 1 WHERE name = ?")
+                .execute(arguments: [completion.job])
+        case .killed, .none:
+            return false
+        }
+        let threshold = completion.alertAfterFailures
+        guard threshold > 0,
+              let count = try Int.fetchOne(db, sql: "SELECT consecutive_failures FROM job_state WHERE name = ?", arguments: [completion.job]),
+              count == threshold else { return false }
+        if let address {
+            try db.cachedStatement(sql: """
+                INSERT INTO outbox (task_id, enqueued_at, payload, kind)
+                SELECT id, ?, json_object('job', job, 'address', ?, 'consecutiveFailures', ?, 'threshold', ?, 'taskId', id,
+                    'state', result, 'message', message, 'time', end_time), 'alert'
+                FROM task WHERE id = ?
+                """).execute(arguments: [completion.endTime, address, count, threshold, completion.taskID])
+        }
+        return true
     }
 
     private static func task(_ row: Row) -> TaskRecord {

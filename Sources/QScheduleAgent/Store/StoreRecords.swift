@@ -100,6 +100,8 @@ public struct TaskCompletion: Sendable {
     public var message: String
     /// The attempt that ended (for logs; the journal keeps the task's attempt itself).
     public var attempt: Int = 1
+    /// The job's `alert_after_failures` (0: never), set by the runner when it records the end.
+    public var alertAfterFailures: Int = 0
 
     public var duration: Int64 { max(0, endTime - startTime) }
 }

@@ -139,7 +139,8 @@ public actor Reporter: Service {
             store.outboxDepth.set(0)
             return .empty
         }
-        let body = Data(("{\"reports\":[" + batch.map(\.payload).joined(separator: ",") + "]}").utf8)
+        let key = batch[0].kind == "alert" ? "alerts" : "reports"
+        let body = Data(("{\"\(key)\":[" + batch.map(\.payload).joined(separator: ",") + "]}").utf8)
         let reply: HTTPTransport.Reply
         do {
             reply = try await transport.send("POST", settings.url, token: token, body: body)

@@ -28,6 +28,9 @@ enum ReceiverMode: Sendable, Equatable {
 final class FakeUpstreamState: Sendable {
     struct Recorded: Sendable {
         var reports: [JSONValue] = []
+        /// Alert events (`{"alerts":[...]}` bodies), and bodies that mixed kinds (must stay 0).
+        var alerts: [JSONValue] = []
+        var mixedBodies = 0
         var heartbeats: [JSONValue] = []
         var reportPosts = 0
         var attemptTimes: [ContinuousClock.Instant] = []
@@ -43,6 +46,7 @@ final class FakeUpstreamState: Sendable {
     let workersList = Mutex<[String: JSONValue]>([:])
 
     var reports: [JSONValue] { recorded.withLock { $0.reports } }
+    var alerts: [JSONValue] { recorded.withLock { $0.alerts } }
     var reportIDs: [String] { reports.compactMap { $0["taskId"]?.stringValue } }
     var heartbeats: [JSONValue] { recorded.withLock { $0.heartbeats } }
     var reportPosts: Int { recorded.withLock { $0.reportPosts } }
@@ -160,7 +164,12 @@ final class FakeUpstream: Sendable {
             try await Task.sleep(for: .seconds(seconds))
         }
         let reports = json["reports"]?.arrayValue ?? []
-        state.recorded.withLock { $0.reports += reports }
+        let alerts = json["alerts"]?.arrayValue ?? []
+        state.recorded.withLock {
+            $0.reports += reports
+            $0.alerts += alerts
+            if json["reports"] != nil, json["alerts"] != nil { $0.mixedBodies += 1 }
+        }
         return envelope(true, SeedMessage.ok)
     }
 
