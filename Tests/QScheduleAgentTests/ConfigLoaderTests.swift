@@ -94,6 +94,7 @@ struct ConfigLoaderTests {
             "max_queued": "\(agent.maxQueued)", "max_request_bytes": "\(agent.maxRequestBytes)", "kill_grace": "\(agent.killGrace)",
             "max_log_bytes": "\(agent.maxLogBytes)", "retention_days": "\(agent.retentionDays)", "idle_timeout": "\(agent.idleTimeout)",
             "read_timeout": "\(agent.readTimeout)", "max_connections": "\(agent.maxConnections)",
+            "log_format": "\"\(agent.logFormat.rawValue)\"", "metrics_token": "\(agent.metricsToken)",
         ]
         // Keys without a default value: their comment says what happens without them.
         let noDefault: Set<String> = ["token", "token_file", "advertise_ip", "timezone"]
@@ -108,6 +109,7 @@ struct ConfigLoaderTests {
             "recover": "\"\(job.recover.rawValue)\"", "max_attempts": "\(job.maxAttempts)", "timeout": "\(job.timeout)",
             "overlap": "\"\(job.overlap.rawValue)\"", "max_concurrency": "\(job.maxConcurrency)", "max_queued": "\(job.maxQueued)",
             "enabled": "\(job.enabled)", "misfire": "\"\(job.misfire.rawValue)\"",
+            "retries": "\(job.retries)", "retry_backoff": "\(job.retryBackoff)", "alert_after_failures": "\(job.consecutiveFailTimesAlertThreshold)",
         ]
         let jobLines = try Self.exampleLines(from: "[[job]]\n", to: "[[job]]\nname = \"qschedule.demo.report\"") + [
             try #require(try Self.exampleLines(from: "name = \"qschedule.demo.report\"", to: nil).first { $0.key == "misfire" }),

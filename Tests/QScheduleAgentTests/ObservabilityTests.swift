@@ -82,7 +82,7 @@ struct ObservabilityTests {
             #expect(await eventually { Self.jsonLines(agent.log).filter { $0["duration_ms"] != nil }.count == 4 })
             let lines = Self.jsonLines(agent.log)
             func events(_ job: String) -> [String] {
-                lines.filter { $0["job"] == .string(job) }.compactMap { $0["msg"]?.stringValue }
+                lines.filter { $0["job"] == .string(job) }.compactMap { $0["msg"]?.stringValue }.filter { $0.hasPrefix("task ") }
             }
             #expect(events("o.ok") == ["task accepted", "task started", "task finished"])
             #expect(events("o.fail") == ["task accepted", "task started", "task failed"])

@@ -59,9 +59,9 @@ struct RetryTests {
             // Between attempts the task is queued, with the retry in its message, and keeps the host busy.
             #expect(await eventually { Self.runs(dir, "broken").count >= 1 })
             let between = try #require(try await info("r.broken"))
-            if between["state"] == .string("queued") {
-                #expect(between["attempt"] == .int(2))
-                #expect(between["message"] == .string("retry 1 of 2 after: exit code 3"))
+            if between["state"] == .string("queued"), let attempt = between["attempt"]?.intValue {
+                #expect(attempt == 2 || attempt == 3)
+                #expect(between["message"] == .string("retry \(attempt - 1) of 2 after: exit code 3"))
                 let busy = try await agent.call("GET", "/api/check/127.0.0.1.do", token: nil).data?.arrayValue ?? []
                 #expect(busy.contains { $0["name"] == .string("r.broken") }, "\(busy)")
             }

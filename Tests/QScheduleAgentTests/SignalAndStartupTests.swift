@@ -5,7 +5,7 @@ import Testing
 /// Signals an operator's environment sends, and start-up failures, through the real binary.
 @Suite("End to end: signals and start-up errors", .serialized)
 struct SignalAndStartupTests {
-    @Test("SIGHUP is logged and ignored, SIGPIPE ignored: the agent keeps serving, its task keeps running, SIGTERM still drains")
+    @Test("SIGHUP reloads agent.conf (nothing changed here), SIGPIPE is ignored: the agent keeps serving, its task keeps running, SIGTERM still drains")
     func hangupIgnored() async throws {
         let jobs = """
             [[job]]
@@ -21,8 +21,8 @@ struct SignalAndStartupTests {
                 #expect(agent.process.isRunning, "signal \(signal) ended the agent")
                 #expect(try await agent.call("GET", "/healthz", token: nil).status == .ok)
             }
-            #expect(agent.log.contains("signal ignored: configuration reload is not supported yet"), "\(agent.log)")
-            #expect(agent.log.contains("signal=SIGHUP"), "\(agent.log)")
+            #expect(agent.log.components(separatedBy: "configuration reloaded").count == 3, "\(agent.log)")
+            #expect(agent.log.contains("trigger=SIGHUP"), "\(agent.log)")
             #expect(try await eventually { try await agent.call("GET", "/api2/tasks/hup-1.do").data?["lastState"] == .int(200) })
             #expect(try await agent.stop() == 0)
         }

@@ -42,6 +42,8 @@ public final class Agent: Sendable {
     let logger: Logger
     /// Recorded by the runner, the journal, the HTTP interface and the firers; `GET /metrics`.
     public let metrics: AgentMetrics
+    /// Applies a re-read `agent.conf` (SIGHUP, `qagent reload`, `POST /api2/agent/reload.do`).
+    public let reloader: ConfigReloader
     private let lock: DataDirectoryLock
     /// Open connections of the HTTP interface against `max_connections`.
     let connectionLimiter: ConnectionLimiter
@@ -50,19 +52,13 @@ public final class Agent: Sendable {
     ///
     /// Throws ``ConfigError`` when a job has no `command` and no Swift handler of its name is
     /// in `handlers`.
-    public init(config: AgentConfig, handlers: HandlerRegistry = HandlerRegistry(), logger: Logger = Logger(label: "qagent")) throws {
-        var jobs: [(JobConfig, TaskExecutor)] = []
+    /// `configPath`: the file `config` was loaded from, re-read by a reload (without it,
+    /// reloads are refused).
+    public init(
+        config: AgentConfig, handlers: HandlerRegistry = HandlerRegistry(), logger: Logger = Logger(label: "qagent"), configPath: String? = nil
+    ) throws {
         let instance = UUID().uuidString
-        for job in config.jobs {
-            if let argv = job.command {
-                let spec = CommandSpec(argv: argv, workingDirectory: job.workingDirectory, environment: job.environment, user: job.user)
-                jobs.append((job, .command(CommandRunner(command: spec, killGrace: .seconds(config.agent.killGrace), agentInstance: instance))))
-            } else if let handler = handlers.handler(named: job.name) {
-                jobs.append((job, .swift(handler)))
-            } else {
-                throw ConfigError("[[job]] \"\(job.name)\": no command, and no Swift handler named \"\(job.name)\" is compiled into this binary")
-            }
-        }
+        let jobs = try Self.executors(for: config, handlers: handlers, instance: instance)
         self.config = config
         self.logger = logger
         let metrics = AgentMetrics()
@@ -119,6 +115,9 @@ public final class Agent: Sendable {
         self.clusterFirer = clusterFirer
         let journal = self.store
         clusterResults = admission.map { ClusterResultSink(admission: $0, store: journal, identity: identity, logger: logger) }
+        reloader = ConfigReloader(
+            path: configPath, handlers: handlers, instance: instance, runner: runner, scheduler: scheduler, store: store,
+            clustered: config.cluster != nil, logger: logger)
         membership = clusterDatabase.map {
             ClusterMembership(
                 database: $0, identity: identity, runner: runner, config: config, instance: instance, logger: logger, view: view, lease: lease!
@@ -126,6 +125,20 @@ public final class Agent: Sendable {
                 clusterWorker?.start()
                 clusterFirer?.start()
             }
+        }
+    }
+
+    /// How each job of `config` runs: its command, or the Swift handler of its name; throws
+    /// ``ConfigError`` when a job has neither.
+    static func executors(for config: AgentConfig, handlers: HandlerRegistry, instance: String) throws -> [(JobConfig, TaskExecutor)] {
+        try config.jobs.map { job in
+            if let argv = job.command {
+                let spec = CommandSpec(argv: argv, workingDirectory: job.workingDirectory, environment: job.environment, user: job.user)
+                return (job, .command(CommandRunner(command: spec, killGrace: .seconds(config.agent.killGrace), agentInstance: instance)))
+            } else if let handler = handlers.handler(named: job.name) {
+                return (job, .swift(handler))
+            }
+            throw ConfigError("[[job]] \"\(job.name)\": no command, and no Swift handler named \"\(job.name)\" is compiled into this binary")
         }
     }
 
@@ -139,6 +152,7 @@ public final class Agent: Sendable {
             runner: runner, scheduler: scheduler, reporter: reporter, central: central, store: store, identity: identity,
             settings: config.agent, cronMode: config.cluster != nil ? "cluster" : config.scheduler != nil ? "central" : "local")
         api.metrics = metrics
+        api.reloader = reloader
         api.refusedTokens = RefusedTokenLog(logger: logger)
         if let clusterAdmission, let membership {
             api.cluster = ClusterSeedAPI(local: api, admission: clusterAdmission, membership: membership, identity: identity, logger: logger)
@@ -230,14 +244,12 @@ public final class Agent: Sendable {
         defer { signalWatcher.cancel() }
         // SIGPIPE (a peer gone mid-write) must not kill the agent: ignored, silently (routine).
         signal(SIGPIPE, SIG_IGN)
-        // Nor SIGHUP (an ssh logout, a terminal closing): trapped, logged, ignored.
-        let ignored = await UnixSignalsSequence(trapping: .sighup)
-        let ignoredWatcher = Task {
-            for await signal in ignored {
-                self.logger.notice("signal ignored: configuration reload is not supported yet", metadata: ["signal": "\(signal)"])
-            }
+        // SIGHUP reloads agent.conf (systemd's ExecReload); it never stops the agent.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        let reloadWatcher = Task {
+            for await _ in hangups { _ = await self.reloader.reload(trigger: "SIGHUP") }
         }
-        defer { ignoredWatcher.cancel() }
+        defer { reloadWatcher.cancel() }
         do {
             try await group.run()
         } catch let error as IOError where error.description.hasPrefix("bind(") {

@@ -34,7 +34,7 @@ struct QAgentCommand: AsyncParsableCommand {
         version: AgentVersion.current,
         subcommands: [
             RunCommand.self, CheckCommand.self, DrainCommand.self, ResumeCommand.self, StatusCommand.self,
-            JobsCommand.self, TriggerCommand.self, WorkersCommand.self, TasksCommand.self, CronCommand.self, ClusterCommand.self, ConfigCommand.self,
+            JobsCommand.self, TriggerCommand.self, WorkersCommand.self, TasksCommand.self, CronCommand.self, ClusterCommand.self, ConfigCommand.self, ReloadCommand.self,
         ],
         defaultSubcommand: nil)
 }

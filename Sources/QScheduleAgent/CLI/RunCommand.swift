@@ -29,7 +29,7 @@ struct RunCommand: AsyncParsableCommand {
         let logger = Logger(label: "qagent")
         let agent: Agent
         do {
-            agent = try Agent(config: config, handlers: QAgent.handlers, logger: logger)
+            agent = try Agent(config: config, handlers: QAgent.handlers, logger: logger, configPath: options.config)
         } catch {
             FileHandle.standardError.write(Data("qagent: \(error)\n".utf8))
             throw ExitCode(2)

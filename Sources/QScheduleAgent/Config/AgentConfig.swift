@@ -189,7 +189,7 @@ public enum LoadBalance: String, Sendable, CaseIterable {
 }
 
 /// One `[[job]]` entry.
-public struct JobConfig: Sendable {
+public struct JobConfig: Sendable, Equatable {
     public var name: String
     public var desc: String = ""
     /// The Quartz cron expression; `nil` when the job is only dispatched.

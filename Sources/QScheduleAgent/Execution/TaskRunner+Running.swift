@@ -53,6 +53,7 @@ extension TaskRunner {
         if jobs[job]?.running.removeValue(forKey: taskID) != nil {
             runningTotal -= 1
         }
+        if let slot = jobs[job], slot.retiring, slot.active + slot.finishing.count == 0 { retire(job) }
         pump()
     }
 

@@ -14,8 +14,11 @@ import ServiceLifecycle
 public actor TaskRunner: Service {
     /// One job's live state on this host.
     struct JobSlot {
-        let config: JobConfig
-        let executor: TaskExecutor
+        var config: JobConfig
+        var executor: TaskExecutor
+        /// Removed from `agent.conf` by a reload: takes no new task; its active ones finish,
+        /// then the slot goes.
+        var retiring = false
         var enabled: Bool
         var canSchedule: Bool
         var queue: [TaskRecord] = []
@@ -157,7 +160,7 @@ public actor TaskRunner: Service {
     // MARK: Jobs
 
     /// The configuration of every job on this host, sorted by name.
-    public var jobConfigs: [JobConfig] { jobs.values.map(\.config).sorted { $0.name < $1.name } }
+    public var jobConfigs: [JobConfig] { jobs.values.filter { !$0.retiring }.map(\.config).sorted { $0.name < $1.name } }
 
     /// The configuration of one job, or `nil` when it is not registered here.
     public func jobConfig(_ name: String) -> JobConfig? { jobs[name]?.config }
@@ -166,7 +169,7 @@ public actor TaskRunner: Service {
     public func isEnabled(_ name: String) -> Bool? { jobs[name]?.enabled }
 
     /// Names of the jobs this host takes work for (not taken offline here), sorted.
-    public var schedulableJobs: [String] { jobs.filter(\.value.canSchedule).keys.sorted() }
+    public var schedulableJobs: [String] { jobs.filter { $0.value.canSchedule && !$0.value.retiring }.keys.sorted() }
 
     /// Whether this host takes work for the job.
     public func canSchedule(_ name: String) -> Bool? { jobs[name]?.canSchedule }
@@ -266,7 +269,7 @@ public actor TaskRunner: Service {
                 return .journalFailed
             }
         }
-        guard var slot = jobs[name] else { return .refused(.jobNotFound) }
+        guard var slot = jobs[name], !slot.retiring else { return .refused(.jobNotFound) }
         guard slot.enabled || !hostSwitches else { return .refused(.jobDisabled) }
         guard !draining else { return .refused(.draining) }
         guard slot.canSchedule || !hostSwitches else { return .refused(.workerOffline) }

@@ -91,6 +91,7 @@ struct AgentHTTPResponder: HTTPResponder {
             if let cluster = api.clusterWide(call) { return await cluster.drain(body: call.body) }
             return await api.drain(body: call.body)
         }
+        table.add(.post, "/api2/agent/reload.do", requiresToken: true) { api, _ in await api.reload() }
         table.add(.post, "/api2/agent/resume.do", requiresToken: true) { api, call in
             if let cluster = api.clusterWide(call) { return await cluster.resume() }
             return await api.resume()

@@ -18,6 +18,24 @@ struct SeedAPI: Sendable {
     var metrics: AgentMetrics?
     /// Where refused tokens are logged (rate-limited).
     var refusedTokens: RefusedTokenLog?
+    /// Applies a re-read `agent.conf`; `nil`: reloads are refused.
+    var reloader: ConfigReloader?
+
+    /// `POST /api2/agent/reload.do`: re-reads `agent.conf`. `操作成功` with what changed
+    /// (jobs added, changed, removed; keys kept until a restart); `操作失败` with the reason
+    /// `config_invalid` (and the loader's error: nothing changed), `no_config_file` or
+    /// `not_supported` (cluster mode).
+    func reload() async -> Response {
+        guard let reloader else {
+            return EnvelopeResponse.failure(SeedMessage.operationFailed, reason: "no_config_file")
+        }
+        switch await reloader.reload(trigger: "POST /api2/agent/reload.do") {
+        case .success(let outcome):
+            return EnvelopeResponse.make(Envelope(ret: true, message: SeedMessage.ok, data: ReloadView(outcome)))
+        case .failure(let failure):
+            return EnvelopeResponse.make(Envelope(ret: false, message: SeedMessage.operationFailed, reason: failure.reason, data: ["error": failure.description]))
+        }
+    }
 
     /// A request was refused for its token: logged (rate-limited, never the token).
     func refusedToken(route: String, sent: Bool) {

@@ -41,3 +41,19 @@ struct StatusView: Encodable, Sendable {
         var activeTasks: Int?
     }
 }
+
+/// `POST /api2/agent/reload.do`'s `data`: what a reload changed.
+struct ReloadView: Encodable, Sendable {
+    var added: [String]
+    var changed: [String]
+    var removed: [String]
+    /// Keys outside `[[job]]` whose new values wait for a restart.
+    var notApplied: [String]
+
+    init(_ outcome: ConfigReloader.Outcome) {
+        added = outcome.jobs.added
+        changed = outcome.jobs.changed
+        removed = outcome.jobs.removed
+        notApplied = outcome.notApplied
+    }
+}

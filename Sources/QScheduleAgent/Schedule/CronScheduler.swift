@@ -29,6 +29,8 @@ public actor CronScheduler: Service {
 
     private var jobs: [String: Job] = [:]
     private var queue = FireQueue()
+    /// Wakes the fire loop after ``replaceJobs(_:)``.
+    private let replanned = WakeSignal()
     private var counters = Counters()
     private let runner: TaskRunner
     private let store: AgentStore
@@ -56,6 +58,26 @@ public actor CronScheduler: Service {
 
     /// The next fire time of `job` in epoch ms, or `nil` when it has no cron or never fires again.
     public func nextRun(_ job: String) -> Int64? { jobs[job]?.next }
+
+    /// A reload: jobs whose cron and misfire are unchanged keep their next fire; new or
+    /// changed ones are planned from now; removed ones (and those without a cron now) never
+    /// fire again. The queue is rebuilt, so no fire of an old plan is left in it.
+    func replaceJobs(_ configs: [JobConfig]) {
+        let now = Date()
+        var planned: [String: Job] = [:]
+        for config in configs {
+            guard let cron = config.cron else { continue }
+            if let kept = jobs[config.name], kept.cron == cron, kept.misfire == config.misfire {
+                planned[config.name] = kept
+            } else {
+                planned[config.name] = Job(cron: cron, misfire: config.misfire, next: cron.next(after: now, in: timeZone)?.epochMilliseconds)
+            }
+        }
+        jobs = planned
+        queue = FireQueue()
+        for (name, job) in planned { if let next = job.next { queue.insert(.init(time: next, job: name)) } }
+        replanned.signal()
+    }
 
     /// Fires and skips so far.
     public var counts: Counters { counters }
@@ -86,18 +108,17 @@ public actor CronScheduler: Service {
                 }
                 continue
             }
-            // Sleep until the next fire; wake at least every 30 s to notice clock jumps.
+            // Sleep until the next fire; wake at least every 30 s to notice clock jumps, and at
+            // once when a reload changed the jobs.
             let wait = min(queue.first.map { $0.time - now } ?? 30_000, 30_000)
-            do {
-                try await Task.sleep(for: .milliseconds(max(1, wait)))
-            } catch {
-                return
-            }
+            await replanned.wait(timeout: .milliseconds(max(1, wait)))
+            if Task.isCancelled { return }
         }
     }
 
     private func fire(_ entry: FireQueue.Entry, now: Int64) async {
-        guard let job = jobs[entry.job] else { return }
+        // A fire taken from the queue before a reload replanned its job is dropped.
+        guard let job = jobs[entry.job], job.next == entry.time else { return }
         if now - entry.time > Self.misfireThreshold, job.misfire == .skip {
             // Missed (the process was suspended or the clock jumped): skip to the next time after now.
             count(skip: "misfire", job: entry.job)

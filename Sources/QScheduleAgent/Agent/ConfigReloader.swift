@@ -1,0 +1,117 @@
+import Foundation
+import Logging
+import TOMLKit
+
+/// Re-reads `agent.conf` on SIGHUP, `qagent reload` and `POST /api2/agent/reload.do`, and
+/// applies what can change without a restart: the jobs (added, changed, removed — see
+/// ``TaskRunner/reconfigure(_:states:)``) and their cron plans. Keys outside `[[job]]`
+/// (`listen`, `data_dir`, tokens, `[report]`, ...) are reported and kept until a restart.
+/// A file that does not load, or names a Swift handler this binary lacks, changes nothing.
+/// Reloads run one at a time.
+public actor ConfigReloader {
+    /// What a reload did.
+    public struct Outcome: Sendable, Equatable {
+        public var jobs: TaskRunner.Reconfiguration
+        /// Keys whose new values need a restart (`[agent] listen`, `[report] url`, ...): kept.
+        public var notApplied: [String]
+    }
+
+    /// Why a reload changed nothing.
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        /// `config_invalid`, `no_config_file` or `not_supported`.
+        public var reason: String
+        public var description: String
+    }
+
+    private let path: String?
+    private let handlers: HandlerRegistry
+    private let instance: String
+    private let runner: TaskRunner
+    private let scheduler: CronScheduler?
+    private let store: AgentStore
+    private let clustered: Bool
+    private let logger: Logger
+    /// The text the agent started from: keys that need a restart are compared with it.
+    private let currentText: String?
+
+    init(
+        path: String?, handlers: HandlerRegistry, instance: String, runner: TaskRunner, scheduler: CronScheduler?, store: AgentStore,
+        clustered: Bool, logger: Logger
+    ) {
+        self.path = path
+        self.handlers = handlers
+        self.instance = instance
+        self.runner = runner
+        self.scheduler = scheduler
+        self.store = store
+        self.clustered = clustered
+        self.logger = logger
+        currentText = path.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }
+    }
+
+    /// Reloads, logs what happened, and returns it.
+    public func reload(trigger: String) async -> Result<Outcome, Failure> {
+        let result = await apply()
+        switch result {
+        case .success(let outcome):
+            logger.notice("configuration reloaded", metadata: [
+                "trigger": "\(trigger)", "added": "\(outcome.jobs.added)", "changed": "\(outcome.jobs.changed)",
+                "removed": "\(outcome.jobs.removed)", "not_applied": "\(outcome.notApplied)",
+            ])
+        case .failure(let failure):
+            logger.error("configuration reload failed; nothing changed", metadata: ["trigger": "\(trigger)", "error": "\(failure.description)"])
+        }
+        return result
+    }
+
+    private func apply() async -> Result<Outcome, Failure> {
+        guard let path else {
+            return .failure(Failure(reason: "no_config_file", description: "this agent was not started from a configuration file"))
+        }
+        guard !clustered else {
+            return .failure(Failure(
+                reason: "not_supported",
+                description: "reload is not supported in cluster mode yet: restart the agents one by one (a rolling restart loses nothing)"))
+        }
+        let text: String
+        let config: AgentConfig
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+            config = try ConfigLoader.load(path: path)
+        } catch {
+            return .failure(Failure(reason: "config_invalid", description: "\(error)"))
+        }
+        let jobs: [(JobConfig, TaskExecutor)]
+        let states: [String: JobStateRecord]
+        do {
+            jobs = try Agent.executors(for: config, handlers: handlers, instance: instance)
+            states = try store.jobStates()
+        } catch {
+            return .failure(Failure(reason: "config_invalid", description: "\(error)"))
+        }
+        let notApplied = currentText.map { Self.restartOnlyChanges(from: $0, to: text) } ?? []
+        let changes = await runner.reconfigure(jobs, states: states)
+        await scheduler?.replaceJobs(config.jobs)
+        // `currentText` stays: the keys outside [[job]] still run with their start-up values,
+        // so the next reload reports them again until a restart.
+        return .success(Outcome(jobs: changes, notApplied: notApplied))
+    }
+
+    /// The keys outside `[[job]]` whose value differs between the two texts, as
+    /// `table.key` (`agent.listen`, `report.url`, `cluster`): they need a restart.
+    static func restartOnlyChanges(from old: String, to new: String) -> [String] {
+        guard let before = try? TOMLTable(string: old), let after = try? TOMLTable(string: new) else { return [] }
+        var changed: [String] = []
+        for name in Set(before.keys).union(after.keys).sorted() where name != "job" {
+            let left = before[name]?.table, right = after[name]?.table
+            guard let left, let right else {
+                if "\(before[name].map { "\($0)" } ?? "")" != "\(after[name].map { "\($0)" } ?? "")" { changed.append(name) }
+                continue
+            }
+            for key in Set(left.keys).union(right.keys).sorted() where "\(left[key].map { "\($0)" } ?? "")" != "\(right[key].map { "\($0)" } ?? "")" {
+                changed.append("\(name).\(key)")
+            }
+        }
+        return changed
+    }
+}
