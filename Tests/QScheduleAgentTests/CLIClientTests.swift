@@ -77,6 +77,19 @@ struct CLIClientTests {
         }
     }
 
+    @Test("without --config: ./agent.conf, else /etc/qagent/agent.conf; when neither exists the error names both (exit 2)")
+    func configFallback() async throws {
+        // The tests run from the package root, which has agent.conf.example but no agent.conf.
+        guard !FileManager.default.fileExists(atPath: "agent.conf"), !FileManager.default.fileExists(atPath: "/etc/qagent/agent.conf") else { return }
+        let missing = "qagent: no configuration file: neither ./agent.conf nor /etc/qagent/agent.conf exists; pass --config FILE\n"
+        for arguments in [["jobs", "list"], ["config", "check"], ["reload"]] {
+            let result = try await AgentProcess.runCLI(arguments)
+            #expect(result.status == 2 && result.output == missing, "\(arguments): \(result.output)")
+        }
+        let run = try await AgentProcess.runCLI(["run"])
+        #expect(run.status == 2 && run.output == missing, "\(run.output)")
+    }
+
     @Test("jobs on|off|info, trigger with params, workers list|set, status: output and exit codes")
     func localCommands() async throws {
         try await AgentProcess.with(jobs: Self.jobs) { agent in

@@ -16,7 +16,7 @@ struct CheckCommand: AsyncParsableCommand {
     func run() async throws {
         let askIP = ip
             ?? options.server.flatMap { URL(string: $0)?.host }
-            ?? (try? ConfigLoader.load(path: options.config))?.agent.advertiseIP
+            ?? (try? options.loadConfig())?.agent.advertiseIP
             ?? "127.0.0.1"
         let answer = try await options.call(refusalExit: 2) { try await $0.get("/api/check/\(askIP).do") }
         let busy = answer.data?.arrayValue ?? []

@@ -4,8 +4,13 @@ import Foundation
 /// Options of every client command: which server to ask (the local agent from `--config`,
 /// or any `--server` speaking the seed interface), with which token, and how to print.
 struct ClientOptions: ParsableArguments {
-    @Option(name: .shortAndLong, help: "Path to agent.conf (address and token of the local agent).")
-    var config: String = "/etc/qagent/agent.conf"
+    @Option(name: [.customShort("c"), .customLong("config")], help: ArgumentHelp(
+        "agent.conf with the address and token of the local agent (default: ./agent.conf if it exists, else /etc/qagent/agent.conf).",
+        valueName: "file"))
+    var explicitConfig: String?
+
+    /// The local agent's configuration (see ``ConfigPath``).
+    func loadConfig() throws -> AgentConfig { try ConfigPath.load(explicitConfig) }
 
     @Option(help: ArgumentHelp("Ask this server instead of the local agent: an agent or a central server, e.g. http://10.0.0.5:20010.", valueName: "url"))
     var server: String?
@@ -30,7 +35,7 @@ struct ClientOptions: ParsableArguments {
     /// request timeout is raised to cover those calls (and a verification read) when the
     /// local config names a `[scheduler]`.
     func waitingForCentral() -> ClientOptions {
-        guard server == nil, let scheduler = (try? ConfigLoader.load(path: config))?.scheduler else { return self }
+        guard server == nil, let scheduler = (try? loadConfig())?.scheduler else { return self }
         var copy = self
         copy.requestTimeout = max(requestTimeout, Double(scheduler.timeout * 4 + 5))
         return copy
@@ -47,7 +52,7 @@ struct ClientOptions: ParsableArguments {
             guard let url = URL(string: server), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil else {
                 throw CLIFailure("--server must be an http:// or https:// URL, got \"\(server)\"")
             }
-            let chosen = token ?? environmentToken ?? (try? ConfigLoader.load(path: config))?.agent.tokens.first
+            let chosen = token ?? environmentToken ?? (try? loadConfig())?.agent.tokens.first
             guard let chosen, !chosen.isEmpty else {
                 throw CLIFailure("--server needs a token: --token, QAGENT_TOKEN, or a readable --config")
             }
@@ -55,7 +60,7 @@ struct ClientOptions: ParsableArguments {
         }
         let loaded: AgentConfig
         do {
-            loaded = try ConfigLoader.load(path: config)
+            loaded = try loadConfig()
         } catch {
             throw CLIFailure("\(error)")
         }

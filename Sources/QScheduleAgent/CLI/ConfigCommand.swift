@@ -16,6 +16,10 @@ struct ConfigCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
 
         func run() async throws {
+            guard ConfigPath.resolve(options.explicit) != nil else {
+                printError("no configuration file: neither ./agent.conf nor /etc/qagent/agent.conf exists; pass --config FILE")
+                throw ExitCode(2)
+            }
             let (config, findings) = ConfigCheck.check(path: options.config, handlers: QAgent.handlers)
             for finding in findings { print(finding.description) }
             let errors = findings.filter { $0.severity == .error }.count

@@ -41,10 +41,33 @@ struct QAgentCommand: AsyncParsableCommand {
 
 /// Options shared by commands that read `agent.conf`.
 struct ConfigOption: ParsableArguments {
-    @Option(name: .shortAndLong, help: "Path to agent.conf.")
-    var config: String = "/etc/qagent/agent.conf"
+    @Option(name: [.customShort("c"), .customLong("config")], help: ArgumentHelp(ConfigPath.help, valueName: "file"))
+    var explicit: String?
+
+    /// The file in use (see ``ConfigPath``).
+    var config: String { ConfigPath.resolve(explicit) ?? ConfigPath.candidates.last! }
 
     func load() throws -> AgentConfig {
-        try ConfigLoader.load(path: config)
+        try ConfigPath.load(explicit)
+    }
+}
+
+/// Where a command finds `agent.conf`: `--config`, else `./agent.conf` when it exists, else
+/// `/etc/qagent/agent.conf`; when neither exists, the error names both.
+enum ConfigPath {
+    static let candidates = ["agent.conf", "/etc/qagent/agent.conf"]
+    static let help = "Path to agent.conf (default: ./agent.conf if it exists, else /etc/qagent/agent.conf)."
+
+    /// `explicit`, else the first candidate that exists, else `nil`.
+    static func resolve(_ explicit: String?) -> String? {
+        if let explicit { return explicit }
+        return candidates.first { FileManager.default.fileExists(atPath: $0) }
+    }
+
+    static func load(_ explicit: String?) throws -> AgentConfig {
+        guard let path = resolve(explicit) else {
+            throw ConfigError("no configuration file: neither ./agent.conf nor /etc/qagent/agent.conf exists; pass --config FILE")
+        }
+        return try ConfigLoader.load(path: path)
     }
 }
