@@ -13,8 +13,7 @@ struct CronCommand: AsyncParsableCommand {
             commandName: "next",
             abstract: "Print the next fire times of a Quartz cron expression.",
             discussion: """
-                Prints one line per fire time: epoch milliseconds and ISO-8601 with the zone's offset.
-                Exit status: 0 printed (or it never fires again: says so), 2 the expression or an option is invalid.
+                Prints one line per fire time: epoch milliseconds and ISO-8601 with the zone's offset. Exit status: 0 printed (or it never fires again: says so), 2 the expression or an option is invalid.
                 """)
 
         // `.allUnrecognized`: an expression starting with "-" ("-5 * * * * ?") is still the

@@ -7,11 +7,7 @@ struct DrainCommand: AsyncParsableCommand {
         commandName: "drain",
         abstract: "Stop the agent taking work; with --wait, wait until nothing runs or waits.",
         discussion: """
-            Running tasks keep running and every read keeps answering. With [scheduler] url, the agent first
-            tells the central scheduler this host is offline for each of its jobs; if that would leave a job
-            with no online worker there (所有机器不能全部下线), nothing is drained unless --force-local.
-            Exit status: 0 drained (and, with --wait, idle), 1 refused, or still busy at the timeout (the busy
-            jobs are printed), 2 error.
+            Running tasks keep running and every read keeps answering. With [scheduler] url, the agent first tells the central scheduler this host is offline for each of its jobs; if that would leave a job with no online worker there (所有机器不能全部下线), nothing is drained unless --force-local. Exit status: 0 drained (and, with --wait, idle), 1 refused, or still busy at the timeout (the busy jobs are printed), 2 error.
             """)
 
     @OptionGroup var options: ClientOptions

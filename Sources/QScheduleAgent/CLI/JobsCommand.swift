@@ -89,8 +89,8 @@ struct TriggerCommand: AsyncParsableCommand {
         commandName: "trigger",
         abstract: "Run a job now on the agent (POST /api2/tasks.do); prints the task id.",
         discussion: """
-            --param values are strings; use --param-json for numbers, booleans or nested values. --param
-            entries are applied over --param-json. \(ClientOptions.exitCodes)
+            --param values are strings; use --param-json for numbers, booleans or nested values. --param entries are applied over --param-json. \(ClientOptions.exitCodes)
+
             With --wait: prints the task id, then how the task ended. \(TaskOutcome.exitCodes)
             """)
 
@@ -187,8 +187,7 @@ struct WorkersCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Take workers of a job on or offline: qagent workers set JOB 10.0.0.5:20010=off ...",
             discussion: """
-                Taking every worker of a job offline is refused (所有机器不能全部下线): switch the job off, or drain
-                the host. \(ClientOptions.exitCodes)
+                Taking every worker of a job offline is refused (所有机器不能全部下线): switch the job off, or drain the host. \(ClientOptions.exitCodes)
                 """)
         @OptionGroup var options: ClientOptions
         @Argument(help: "The job name.") var job: String

@@ -7,9 +7,7 @@ struct ReloadCommand: AsyncParsableCommand {
         commandName: "reload",
         abstract: "Re-read agent.conf: jobs are added, changed and removed without a restart (POST /api2/agent/reload.do).",
         discussion: """
-            A removed job takes no new task and goes once its tasks are over. Keys outside [[job]] (listen, data_dir,
-            tokens, [report], ...) are reported and kept until a restart. An invalid file changes nothing: the error is
-            printed. \(ClientOptions.exitCodes)
+            A removed job takes no new task and goes once its tasks are over. Keys outside [[job]] (listen, data_dir, tokens, [report], ...) are reported and kept until a restart. An invalid file changes nothing: the error is printed. \(ClientOptions.exitCodes)
             """)
 
     @OptionGroup var options: ClientOptions
