@@ -230,6 +230,67 @@ struct ClusterTests {
         }
     }
 
+    @Test("retries in a cluster: a failed attempt goes back as attempt + 1 after its backoff (on another worker when there is one), once per attempt cluster-wide; a kill is not retried")
+    func clusterRetries() async throws {
+        try await TestPostgres.with { server in
+            let shared = try makeTemporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: shared) }
+            func jobs(_ who: String) -> String {
+                """
+                [[job]]
+                name = "c.flaky"
+                retries = 2
+                retry_backoff = 1
+                overlap = "concurrent"
+                max_concurrency = 4
+                command = ["/bin/sh", "-c", "echo $QSCHEDULE_TASK_ID $QSCHEDULE_ATTEMPT \(who) $(date +%s%3N) >> \(shared)/runs; [ $QSCHEDULE_ATTEMPT -ge 2 ]"]
+
+                [[job]]
+                name = "c.broken"
+                retries = 1
+                retry_backoff = 1
+                command = ["/bin/sh", "-c", "echo $QSCHEDULE_TASK_ID $QSCHEDULE_ATTEMPT \(who) $(date +%s%3N) >> \(shared)/runs; exit 4"]
+
+                [[job]]
+                name = "c.stuck"
+                retries = 3
+                command = ["/bin/sh", "-c", "echo $QSCHEDULE_TASK_ID $QSCHEDULE_ATTEMPT \(who) $(date +%s%3N) >> \(shared)/runs; sleep 30"]
+
+                """
+            }
+            let a = try await AgentProcess.start(jobs: jobs("a"), ip: "127.0.0.2", tail: server.clusterTOML())
+            defer { a.killNow() }
+            let b = try await AgentProcess.start(jobs: jobs("b"), ip: "127.0.0.3", tail: server.clusterTOML())
+            defer { b.killNow() }
+            #expect(try await eventually { try server.psql("SELECT count(*) FROM qagent_member") == "2" })
+            @Sendable func runs() -> [[String]] {
+                ((try? String(contentsOfFile: shared + "/runs", encoding: .utf8)) ?? "").split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+            }
+            #expect(try await a.call("POST", "/api2/tasks.do", json: #"{"job":"c.flaky","taskId":"flaky-1"}"#).ret == true)
+            #expect(try await b.call("POST", "/api2/tasks.do", json: #"{"job":"c.broken","taskId":"broken-1"}"#).ret == true)
+            #expect(try await eventually(seconds: 60) {
+                try server.psql("SELECT id, status, attempt, result FROM qagent_task WHERE id IN ('flaky-1', 'broken-1') ORDER BY id")
+                    == "broken-1|finished|2|500\nflaky-1|finished|2|200"
+            })
+            let flaky = runs().filter { $0[0] == "flaky-1" }
+            #expect(flaky.map { $0[1] } == ["1", "2"], "\(flaky)")
+            if flaky.count == 2 {
+                // The backoff: attempt 2 began at least a second after attempt 1; on the other worker.
+                #expect((Int64(flaky[1][3]) ?? 0) - (Int64(flaky[0][3]) ?? 0) >= 1_000, "\(flaky)")
+                #expect(flaky[0][2] != flaky[1][2], "\(flaky)")
+            }
+            #expect(runs().filter { $0[0] == "broken-1" }.map { $0[1] } == ["1", "2"])
+            #expect(try server.psql("SELECT message FROM qagent_task WHERE id = 'broken-1'") == "exit code 4")
+            // Killed: 499, never retried.
+            #expect(try await a.call("POST", "/api2/tasks.do", json: #"{"job":"c.stuck","taskId":"stuck-1"}"#).ret == true)
+            #expect(await eventually { runs().contains { $0[0] == "stuck-1" } })
+            #expect(try await b.call("POST", "/api2/tasks/kill.do", json: #"{"taskId":"stuck-1"}"#).ret == true)
+            #expect(try await eventually { try server.psql("SELECT status, attempt, result FROM qagent_task WHERE id = 'stuck-1'") == "finished|1|499" })
+            try await Task.sleep(for: .seconds(2))
+            #expect(runs().filter { $0[0] == "stuck-1" }.count == 1)
+        }
+    }
+
     @Test("tasks.do on any agent creates a cluster task: pinned or chosen worker runs it; repeats, conflicts, unknown job, unknown or drained worker")
     func dispatch() async throws {
         try await TestPostgres.with { server in

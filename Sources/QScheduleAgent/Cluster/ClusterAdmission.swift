@@ -204,6 +204,9 @@ struct ClusterAdmission: Sendable {
         var id: String
         var pinned: String? = nil
         var refusedBy: String? = nil
+        /// False while a retry's backoff (`not_before`) lasts: it holds its place (it counts
+        /// for `discard`, `max_queued`) but is not assigned yet.
+        var ready = true
     }
 
     /// The job as one admission sees it, under the lock of its row.
@@ -251,19 +254,20 @@ struct ClusterAdmission: Sendable {
                 LEFT JOIN qagent_worker_switch s ON s.job = j.job AND s.address = j.address
                 WHERE j.job = \(job)
             ), t AS (
-                SELECT id, status, coalesce(worker, '') AS worker, coalesce(pinned, '') AS pinned, coalesce(refused_by, '') AS refused_by, created_at
+                SELECT id, status, coalesce(worker, '') AS worker, coalesce(pinned, '') AS pinned, coalesce(refused_by, '') AS refused_by, created_at,
+                    coalesce(not_before <= now(), true) AS ready
                 FROM qagent_task WHERE job = \(job) AND status <> 'finished'
             )
             SELECT enabled, definition::text, assignments,
                 ARRAY(SELECT address FROM w ORDER BY address), ARRAY(SELECT eligible FROM w ORDER BY address),
                 ARRAY(SELECT id FROM t ORDER BY created_at, id), ARRAY(SELECT status FROM t ORDER BY created_at, id),
                 ARRAY(SELECT worker FROM t ORDER BY created_at, id), ARRAY(SELECT pinned FROM t ORDER BY created_at, id),
-                ARRAY(SELECT refused_by FROM t ORDER BY created_at, id)
+                ARRAY(SELECT refused_by FROM t ORDER BY created_at, id), ARRAY(SELECT ready FROM t ORDER BY created_at, id)
             FROM qagent_job WHERE job = \(job)
             """, logger: logger)
-        typealias Row = (Bool, String, Int64, [String], [Bool], [String], [String], [String], [String], [String])
+        typealias Row = (Bool, String, Int64, [String], [Bool], [String], [String], [String], [String], [String], [Bool])
         for try await row in rows.decode(Row.self) {
-            let (enabled, definition, assignments, addresses, eligible, ids, statuses, workers, pinned, refusedBy) = row
+            let (enabled, definition, assignments, addresses, eligible, ids, statuses, workers, pinned, refusedBy, ready) = row
             var state = JobState(
                 job: job, enabled: enabled, policy: ClusterJobPolicy(definition: JSONValue(parsing: definition) ?? .object([:])),
                 assignments: assignments, serving: Set(addresses), eligible: zip(addresses, eligible).filter(\.1).map(\.0),
@@ -271,7 +275,7 @@ struct ClusterAdmission: Sendable {
             func text(_ value: String) -> String? { value.isEmpty ? nil : value }
             for index in ids.indices {
                 if statuses[index] == "pending" {
-                    state.pending.append(.init(id: ids[index], pinned: text(pinned[index]), refusedBy: text(refusedBy[index])))
+                    state.pending.append(.init(id: ids[index], pinned: text(pinned[index]), refusedBy: text(refusedBy[index]), ready: ready[index]))
                 } else {
                     state.active.append(.init(id: ids[index], worker: text(workers[index]), claimed: statuses[index] == "claimed"))
                 }
@@ -361,7 +365,7 @@ struct ClusterAdmission: Sendable {
         var free = state.policy.slots - state.active.count
         var picks: [(id: String, worker: String)] = []
         var turn = state.assignments
-        for task in state.pending where free > 0 {
+        for task in state.pending where free > 0 && task.ready {
             var candidates = state.eligible
             if let pinned = task.pinned {
                 candidates = candidates.contains(pinned) ? [pinned] : []

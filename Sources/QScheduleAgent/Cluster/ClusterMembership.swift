@@ -188,6 +188,8 @@ public final class ClusterMembership: Service, Sendable {
             "maxQueued": .int(Int64(job.maxQueued)),
             "loadBalance": .string(job.loadBalance),
             "consecutiveFailTimesAlertThreshold": .int(Int64(job.consecutiveFailTimesAlertThreshold)),
+            "retries": .int(Int64(job.retries)),
+            "retryBackoff": .int(Int64(job.retryBackoff)),
         ]
         fields["cron"] = job.cron.map { .string($0.description) } ?? .null
         fields["command"] = job.command.map { .array($0.map(JSONValue.string)) } ?? .null

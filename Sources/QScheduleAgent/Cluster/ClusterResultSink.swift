@@ -64,7 +64,9 @@ final class ClusterResultSink: Service, Sendable {
         let durations = results.map(\.duration)
         let messages = results.map(\.message)
         // A task its worker stopped because its lease expired goes back to the job's waiting
-        // tasks as attempt + 1 (recover = "retry", attempts left), as if the worker had died.
+        // tasks as attempt + 1 (recover = "retry", attempts left), as if the worker had died;
+        // one that failed (500) or timed out (504) with `retries` left goes back as attempt + 1
+        // once its backoff (retry_backoff doubling, at most an hour) is over.
         let fenced = results.map { $0.result == TaskResult.lost.rawValue && $0.message == StopReason.leaseLostMessage }
         let worker = identity.address
         // The task rows (a row holding a later attempt is left alone: that result is recorded
@@ -87,16 +89,25 @@ final class ClusterResultSink: Service, Sendable {
                     start_time = CASE WHEN q.again THEN t.start_time ELSE r.start_time END,
                     end_time = CASE WHEN q.again THEN t.end_time ELSE r.end_time END,
                     duration = CASE WHEN q.again THEN t.duration ELSE r.duration END,
-                    message = CASE WHEN q.again THEN t.message ELSE r.message END,
+                    message = CASE WHEN q.retry THEN 'retry ' || r.attempt || ' of ' || q.retries || ' after: ' || r.message
+                        WHEN q.again THEN t.message ELSE r.message END,
+                    not_before = CASE WHEN q.retry THEN now() + make_interval(secs => q.backoff) ELSE NULL END,
                     worker = CASE WHEN q.again THEN NULL ELSE t.worker END,
                     refused_by = CASE WHEN q.again THEN t.worker ELSE t.refused_by END,
                     claimed_at = CASE WHEN q.again THEN NULL ELSE t.claimed_at END,
                     assigned_at = CASE WHEN q.again THEN NULL ELSE t.assigned_at END,
                     pinned = CASE WHEN q.again THEN NULL ELSE t.pinned END
                 FROM r JOIN LATERAL (
-                    SELECT r.fenced AND coalesce(j.definition->>'recover', 'retry') = 'retry'
-                        AND r.attempt < coalesce((j.definition->>'maxAttempts')::int, 3) AS again
-                    FROM qagent_task x LEFT JOIN qagent_job j ON j.job = x.job WHERE x.id = r.id
+                    SELECT f.fenced_again OR f.retry AS again, f.retry, f.retries,
+                        least(f.retry_backoff * power(2, greatest(r.attempt - 1, 0)), \(JobConfig.retryBackoffCap))::double precision AS backoff
+                    FROM (
+                        SELECT r.fenced AND coalesce(j.definition->>'recover', 'retry') = 'retry'
+                                AND r.attempt < coalesce((j.definition->>'maxAttempts')::int, 3) AS fenced_again,
+                            NOT r.fenced AND r.result IN (500, 504) AND r.attempt <= coalesce((j.definition->>'retries')::int, 0) AS retry,
+                            coalesce((j.definition->>'retries')::int, 0) AS retries,
+                            coalesce((j.definition->>'retryBackoff')::int, 10) AS retry_backoff
+                        FROM qagent_task x LEFT JOIN qagent_job j ON j.job = x.job WHERE x.id = r.id
+                    ) AS f
                 ) AS q ON true
                 WHERE t.id = r.id AND t.attempt <= r.attempt
                 RETURNING t.job, q.again, r.result, r.start_time, r.end_time, r.duration

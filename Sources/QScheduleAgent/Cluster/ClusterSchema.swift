@@ -9,7 +9,7 @@ import PostgresNIO
 /// so nothing is ever half-migrated. A schema newer than this binary knows is refused.
 enum ClusterSchema {
     /// The schema version this binary writes and reads.
-    static let currentVersion = 5
+    static let currentVersion = 6
     /// `pg_advisory_xact_lock` key: "qagent" in ASCII.
     static let lockKey: Int64 = 0x71_61_67_65_6E_74
 
@@ -125,6 +125,10 @@ enum ClusterSchema {
                 PRIMARY KEY (task_id, attempt, worker)
             )
             """,
+        ],
+        6: [
+            // A task retried after a failure (`retries`) waits pending until its backoff is over.
+            "ALTER TABLE qagent_task ADD COLUMN not_before timestamptz",
         ],
     ]
 
