@@ -230,6 +230,57 @@ struct ClusterTests {
         }
     }
 
+    @Test("reload in a cluster: a job added to both agents is dispatched and fired cluster-wide (once per second), a job removed from one agent is no longer assigned to it, the new definition is the cluster's")
+    func clusterReload() async throws {
+        try await TestPostgres.with { server in
+            let shared = try makeTemporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: shared) }
+            func job(_ name: String, _ who: String, extra: String = "") -> String {
+                "[[job]]\nname = \"\(name)\"\ncommand = [\"/bin/sh\", \"-c\", \"echo $QSCHEDULE_TASK_ID \(who) >> \(shared)/runs\"]\noverlap = \"concurrent\"\nmax_concurrency = 4\n\(extra)\n"
+            }
+            let a = try await AgentProcess.start(jobs: job("c.old", "a"), ip: "127.0.0.2", tail: server.clusterTOML())
+            defer { a.killNow() }
+            let b = try await AgentProcess.start(jobs: job("c.old", "b"), ip: "127.0.0.3", tail: server.clusterTOML())
+            defer { b.killNow() }
+            #expect(try await eventually { try server.psql("SELECT count(*) FROM qagent_member") == "2" })
+            @Sendable func runs() -> [(task: String, who: String)] {
+                ((try? String(contentsOfFile: shared + "/runs", encoding: .utf8)) ?? "").split(separator: "\n").map {
+                    let parts = $0.split(separator: " ")
+                    return (String(parts[0]), String(parts.last ?? ""))
+                }
+            }
+            func rewrite(_ agent: AgentProcess, _ jobs: String) throws {
+                let text = try String(contentsOfFile: agent.configPath, encoding: .utf8)
+                let head = text.components(separatedBy: "[[job]]").first ?? text
+                let tail = text.components(separatedBy: "[cluster]").last.map { "[cluster]" + $0 } ?? ""
+                try (head + jobs + "\n" + tail).write(toFile: agent.configPath, atomically: true, encoding: .utf8)
+            }
+            // a: c.old stays, c.new added with a cron every second; b: c.old removed, c.new added.
+            try rewrite(a, job("c.old", "a") + job("c.new", "a", extra: "cron = \"* * * * * ?\""))
+            try rewrite(b, job("c.new", "b", extra: "cron = \"* * * * * ?\""))
+            var answer = try await a.call("POST", "/api2/agent/reload.do")
+            #expect(answer.json["data"]?["added"] == .array([.string("c.new")]), "\(answer.text)")
+            kill(b.process.processIdentifier, SIGHUP)
+            #expect(try await eventually {
+                try server.psql("SELECT address FROM qagent_member_job WHERE job = 'c.old' ORDER BY address") == a.address
+            })
+            #expect(try server.psql("SELECT definition->>'cron' FROM qagent_job WHERE job = 'c.new'") == "* * * * * ?")
+            // c.old now goes to a only; c.new runs on both, and its cron fires each second once.
+            for index in 0..<6 {
+                answer = try await b.call("POST", "/api2/tasks.do", json: #"{"job":"c.old","taskId":"old-\#(index)"}"#)
+                #expect(answer.ret == true, "\(answer.text)")
+            }
+            #expect(await eventually { runs().filter { $0.task.hasPrefix("old-") }.count == 6 })
+            #expect(runs().filter { $0.task.hasPrefix("old-") }.allSatisfy { $0.who == "a" }, "\(runs())")
+            let from = Date().epochMilliseconds + 2_000
+            try await Task.sleep(for: .seconds(6))
+            let to = Date().epochMilliseconds - 2_000
+            let fired = runs().filter { $0.task.hasPrefix("c.new:") }.compactMap { Int64($0.task.split(separator: ":").last ?? "") }.filter { $0 >= from && $0 <= to }
+            let seconds = stride(from: (from + 999) / 1000 * 1000, through: to, by: 1000).map { $0 }
+            #expect(fired.sorted() == seconds, "fired \(fired.sorted()), expected \(seconds)")
+        }
+    }
+
     @Test("retries in a cluster: a failed attempt goes back as attempt + 1 after its backoff (on another worker when there is one), once per attempt cluster-wide; a kill is not retried")
     func clusterRetries() async throws {
         try await TestPostgres.with { server in

@@ -115,9 +115,6 @@ public final class Agent: Sendable {
         self.clusterFirer = clusterFirer
         let journal = self.store
         clusterResults = admission.map { ClusterResultSink(admission: $0, store: journal, identity: identity, logger: logger) }
-        reloader = ConfigReloader(
-            path: configPath, handlers: handlers, instance: instance, runner: runner, scheduler: scheduler, store: store,
-            clustered: config.cluster != nil, logger: logger)
         membership = clusterDatabase.map {
             ClusterMembership(
                 database: $0, identity: identity, runner: runner, config: config, instance: instance, logger: logger, view: view, lease: lease!
@@ -126,6 +123,10 @@ public final class Agent: Sendable {
                 clusterFirer?.start()
             }
         }
+        let membership = self.membership
+        reloader = ConfigReloader(
+            path: configPath, handlers: handlers, instance: instance, runner: runner, scheduler: scheduler, store: store,
+            cluster: membership.flatMap { member in clusterFirer.map { (member, $0) } }, logger: logger)
     }
 
     /// How each job of `config` runs: its command, or the Swift handler of its name; throws

@@ -6,6 +6,8 @@ import TOMLKit
 /// applies what can change without a restart: the jobs (added, changed, removed — see
 /// ``TaskRunner/reconfigure(_:states:)``) and their cron plans. Keys outside `[[job]]`
 /// (`listen`, `data_dir`, tokens, `[report]`, ...) are reported and kept until a restart.
+/// In cluster mode the agent registers its new jobs (their definitions become the
+/// cluster's, as at a start) and its firer plans their crons.
 /// A file that does not load, or names a Swift handler this binary lacks, changes nothing.
 /// Reloads run one at a time.
 public actor ConfigReloader {
@@ -18,7 +20,7 @@ public actor ConfigReloader {
 
     /// Why a reload changed nothing.
     public struct Failure: Error, Sendable, CustomStringConvertible {
-        /// `config_invalid`, `no_config_file` or `not_supported`.
+        /// `config_invalid` or `no_config_file`.
         public var reason: String
         public var description: String
     }
@@ -29,14 +31,15 @@ public actor ConfigReloader {
     private let runner: TaskRunner
     private let scheduler: CronScheduler?
     private let store: AgentStore
-    private let clustered: Bool
+    /// Cluster mode: the membership registers the new jobs, the firer plans their crons.
+    private let cluster: (membership: ClusterMembership, firer: ClusterFirer)?
     private let logger: Logger
     /// The text the agent started from: keys that need a restart are compared with it.
     private let currentText: String?
 
     init(
         path: String?, handlers: HandlerRegistry, instance: String, runner: TaskRunner, scheduler: CronScheduler?, store: AgentStore,
-        clustered: Bool, logger: Logger
+        cluster: (membership: ClusterMembership, firer: ClusterFirer)?, logger: Logger
     ) {
         self.path = path
         self.handlers = handlers
@@ -44,7 +47,7 @@ public actor ConfigReloader {
         self.runner = runner
         self.scheduler = scheduler
         self.store = store
-        self.clustered = clustered
+        self.cluster = cluster
         self.logger = logger
         currentText = path.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }
     }
@@ -68,11 +71,6 @@ public actor ConfigReloader {
         guard let path else {
             return .failure(Failure(reason: "no_config_file", description: "this agent was not started from a configuration file"))
         }
-        guard !clustered else {
-            return .failure(Failure(
-                reason: "not_supported",
-                description: "reload is not supported in cluster mode yet: restart the agents one by one (a rolling restart loses nothing)"))
-        }
         let text: String
         let config: AgentConfig
         do {
@@ -90,8 +88,14 @@ public actor ConfigReloader {
             return .failure(Failure(reason: "config_invalid", description: "\(error)"))
         }
         let notApplied = currentText.map { Self.restartOnlyChanges(from: $0, to: text) } ?? []
+        // The runner first: a task the cluster assigns for a new job is then taken, and one
+        // for a removed job handed back (to another worker), never half-known here.
         let changes = await runner.reconfigure(jobs, states: states)
         await scheduler?.replaceJobs(config.jobs)
+        if let cluster {
+            cluster.firer.replaceJobs(config.jobs)
+            _ = await cluster.membership.jobsChanged()
+        }
         // `currentText` stays: the keys outside [[job]] still run with their start-up values,
         // so the next reload reports them again until a restart.
         return .success(Outcome(jobs: changes, notApplied: notApplied))

@@ -13,8 +13,12 @@ final class ClusterFirer: Service, Sendable {
     private let admission: ClusterAdmission
     private let view: ClusterView
     private let identity: AgentIdentity
-    private let jobs: [String: CronExpression]
-    private let misfire: [String: MisfirePolicy]
+    /// The cron jobs and their misfire policies; replaced by a reload.
+    private let plan: Mutex<(jobs: [String: CronExpression], misfire: [String: MisfirePolicy])>
+    /// Wakes the fire loop after a reload replaced the plan.
+    private let replanned = WakeSignal()
+    private var jobs: [String: CronExpression] { plan.withLock { $0.jobs } }
+    private var misfire: [String: MisfirePolicy] { plan.withLock { $0.misfire } }
     /// Per job, the latest fire this agent owned that failed because the database did not
     /// answer: once it answers, `misfire = "fire_once"` fires it (once: the key is its
     /// scheduled time, and only the owner records misses), `skip` drops it. A later fire that
@@ -43,10 +47,23 @@ final class ClusterFirer: Service, Sendable {
         self.admission = admission
         self.view = view
         self.identity = identity
-        self.jobs = Dictionary(uniqueKeysWithValues: jobs.compactMap { job in job.cron.map { (job.name, $0) } })
-        misfire = Dictionary(uniqueKeysWithValues: jobs.map { ($0.name, $0.misfire) })
+        plan = Mutex(Self.plan(for: jobs))
         self.timeZone = timeZone
         self.logger = logger
+    }
+
+    private static func plan(for jobs: [JobConfig]) -> (jobs: [String: CronExpression], misfire: [String: MisfirePolicy]) {
+        (Dictionary(uniqueKeysWithValues: jobs.compactMap { job in job.cron.map { (job.name, $0) } }),
+         Dictionary(uniqueKeysWithValues: jobs.map { ($0.name, $0.misfire) }))
+    }
+
+    /// A reload: the fire loop plans the new crons from now (unchanged ones keep their next
+    /// time; a removed job never fires again from here).
+    func replaceJobs(_ jobs: [JobConfig]) {
+        plan.withLock { $0 = Self.plan(for: jobs) }
+        let names = Set(jobs.map(\.name))
+        missed.withLock { missed in missed = missed.filter { names.contains($0.key) } }
+        replanned.signal()
     }
 
     /// Called once this agent is a registered member: its address is final.
@@ -63,21 +80,36 @@ final class ClusterFirer: Service, Sendable {
 
     private func fireLoop() async {
         var queue = FireQueue()
+        var planned = jobs
         let now = Date()
-        for (name, cron) in jobs {
+        for (name, cron) in planned {
             if let next = cron.next(after: now, in: timeZone) { queue.insert(.init(time: next.epochMilliseconds, job: name)) }
         }
         while !Task.isCancelled {
+            let current = jobs
+            if current != planned {
+                // Replanned by a reload: unchanged crons keep their queued time, others start from now.
+                var kept = FireQueue()
+                while let entry = queue.removeFirst() {
+                    if current[entry.job] == planned[entry.job] { kept.insert(entry) }
+                }
+                let now = Date()
+                for (name, cron) in current where planned[name] != cron {
+                    if let next = cron.next(after: now, in: timeZone) { kept.insert(.init(time: next.epochMilliseconds, job: name)) }
+                }
+                queue = kept
+                planned = current
+            }
             let now = Date().epochMilliseconds
             guard let first = queue.first else {
-                // Nothing (more) to fire: a service must not end before the agent does.
-                try? await gracefulShutdown()
-                return
+                // Nothing (more) to fire, until a reload brings a cron job.
+                await replanned.wait(timeout: .seconds(30))
+                continue
             }
             guard first.time <= now else {
                 let pending = missed.withLock { $0 }
                 if !pending.isEmpty { await retryMissed(pending) }
-                try? await Task.sleep(for: .milliseconds(max(1, min(first.time - now, pending.isEmpty ? 30_000 : 1_000))))
+                await replanned.wait(timeout: .milliseconds(max(1, min(first.time - now, pending.isEmpty ? 30_000 : 1_000))))
                 continue
             }
             let entry = queue.removeFirst()!
@@ -92,7 +124,7 @@ final class ClusterFirer: Service, Sendable {
             default:
                 break
             }
-            if let cron = jobs[entry.job], let next = cron.next(after: Date(timeIntervalSince1970: Double(entry.time) / 1000), in: timeZone) {
+            if let cron = planned[entry.job], let next = cron.next(after: Date(timeIntervalSince1970: Double(entry.time) / 1000), in: timeZone) {
                 queue.insert(.init(time: next.epochMilliseconds, job: entry.job))
             }
         }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import ServiceLifecycle
+import Synchronization
 
 /// This agent's row in the cluster (DESIGN §10, membership): registered once the HTTP
 /// interface listens (its address includes the bound port), heartbeated every
@@ -23,6 +24,8 @@ public final class ClusterMembership: Service, Sendable {
     private let onRegistered: @Sendable () -> Void
     /// Renewed by every successful heartbeat; read by the worker (fencing, settling the dead).
     let lease: ClusterLease
+    /// Set by a reload until this agent's changed jobs are registered.
+    private let republish = Mutex(false)
 
     init(
         database: ClusterDatabase, identity: AgentIdentity, runner: TaskRunner, config: AgentConfig, instance: String, logger: Logger,
@@ -58,8 +61,14 @@ public final class ClusterMembership: Service, Sendable {
                     // loop (the lease runs out meanwhile) nor a shutdown.
                     let wasRegistered = registered
                     registered = try await ClusterDatabase.withTimeout(max(2, interval), what: "heartbeat") {
-                        if wasRegistered, try await self.heartbeat() { return true }
-                        try await self.register()
+                        if wasRegistered, !self.republish.withLock({ $0 }), try await self.heartbeat() { return true }
+                        self.republish.withLock { $0 = false }
+                        do {
+                            try await self.register()
+                        } catch {
+                            self.republish.withLock { $0 = true }
+                            throw error
+                        }
                         return true
                     }
                     lease.renewed(sentAt: sentAt)
@@ -125,6 +134,24 @@ public final class ClusterMembership: Service, Sendable {
                 """, logger: logger)
         }
         logger.notice("cluster member registered", metadata: ["address": "\(address)", "jobs": "\(names.count)"])
+    }
+
+    /// A reload changed this agent's jobs: registers again at once (its jobs and their
+    /// definitions, which become the cluster's); when the database does not answer, the next
+    /// successful heartbeat does. Returns whether it went through now.
+    func jobsChanged() async -> Bool {
+        republish.withLock { $0 = true }
+        do {
+            try await ClusterDatabase.withTimeout(5, what: "registering the reloaded jobs") { try await self.register() }
+            republish.withLock { $0 = false }
+            try? await refreshView()
+            return true
+        } catch {
+            logger.warning("the reloaded jobs are not registered in the cluster yet; the next heartbeat retries", metadata: [
+                "error": "\(ClusterError.describing(error, "reload", settings: database.settings))",
+            ])
+            return false
+        }
     }
 
     /// Publishes this agent's drain state at once (the heartbeat would within an interval).

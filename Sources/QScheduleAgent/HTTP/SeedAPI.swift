@@ -23,8 +23,7 @@ struct SeedAPI: Sendable {
 
     /// `POST /api2/agent/reload.do`: re-reads `agent.conf`. `操作成功` with what changed
     /// (jobs added, changed, removed; keys kept until a restart); `操作失败` with the reason
-    /// `config_invalid` (and the loader's error: nothing changed), `no_config_file` or
-    /// `not_supported` (cluster mode).
+    /// `config_invalid` (and the loader's error: nothing changed) or `no_config_file`.
     func reload() async -> Response {
         guard let reloader else {
             return EnvelopeResponse.failure(SeedMessage.operationFailed, reason: "no_config_file")
