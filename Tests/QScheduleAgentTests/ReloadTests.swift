@@ -43,7 +43,7 @@ struct ReloadTests {
             #expect(refused.json["reason"] == .string("job_not_found"), "\(refused.text)")
             let busy = try await agent.call("GET", "/api/check/127.0.0.1.do", token: nil).data?.arrayValue ?? []
             #expect(busy.contains { $0["name"] == .string("l.gone") }, "\(busy)")
-            FileManager.default.createFile(atPath: dir + "/release", contents: nil)
+            _ = FileManager.default.createFile(atPath: dir + "/release", contents: nil)
             #expect(try await eventually { try await agent.call("GET", "/api2/tasks/\(running).do").data?["lastState"] == .int(200) })
             #expect((try? String(contentsOfFile: "\(dir)/gone", encoding: .utf8)) == "gone\n")
             let names = try await agent.call("GET", "/api2/jobs.do").data?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []

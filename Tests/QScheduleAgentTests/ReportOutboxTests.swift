@@ -280,7 +280,7 @@ struct ReportOutboxEndToEndTests {
             #expect(alert["address"] == .string(agent.agent.identity.address))
             #expect(alert["message"] == .string("exit code 1"))
             // A success ends the run; two more failures make a new one.
-            FileManager.default.createFile(atPath: dir + "/ok", contents: nil)
+            _ = FileManager.default.createFile(atPath: dir + "/ok", contents: nil)
             _ = try await run("r.flaky")
             try FileManager.default.removeItem(atPath: dir + "/ok")
             _ = try await run("r.flaky")

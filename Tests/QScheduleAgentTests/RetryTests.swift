@@ -35,6 +35,12 @@ struct RetryTests {
         command = ["/bin/sh", "-c", "echo run $QSCHEDULE_ATTEMPT >> \(dir)/wait; exit 1"]
 
         [[job]]
+        name = "r.hang"
+        retries = 3
+        retry_backoff = 0
+        command = ["/bin/sh", "-c", "echo run $QSCHEDULE_ATTEMPT >> \(dir)/hang; sleep 30"]
+
+        [[job]]
         name = "r.none"
         command = ["/bin/sh", "-c", "echo run $QSCHEDULE_ATTEMPT >> \(dir)/none; exit 1"]
 
@@ -123,12 +129,13 @@ struct RetryTests {
             #expect(try await agent.call("GET", "/api/check/127.0.0.1.do", token: nil).data?.arrayValue?.isEmpty == true)
             #expect(Self.runs(dir, "wait") == ["run 1"])
 
-            let sleeper = try #require(try await agent.call("POST", "/api2/tasks.do", json: #"{"job":"r.slow"}"#).message)
-            #expect(await eventually { Self.runs(dir, "slow").count == 1 })
+            // No timeout here: only the kill ends it (retries = 3, no backoff: a retry would show at once).
+            let sleeper = try #require(try await agent.call("POST", "/api2/tasks.do", json: #"{"job":"r.hang"}"#).message)
+            #expect(await eventually { Self.runs(dir, "hang").count == 1 })
             #expect(try await agent.call("POST", "/api2/tasks/kill.do", json: #"{"taskId":"\#(sleeper)"}"#).ret == true)
             #expect(try await eventually { try await agent.call("GET", "/api2/tasks/\(sleeper).do").data?["lastState"] == .int(499) })
             try await Task.sleep(for: .milliseconds(500))
-            #expect(Self.runs(dir, "slow") == ["run 1"])
+            #expect(Self.runs(dir, "hang") == ["run 1"])
         }
     }
 
