@@ -76,6 +76,8 @@ let package = Package(
                 "qagent",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
+            // Read from the checkout by path (the upgrade tests' stores), not bundled.
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -93,4 +93,49 @@ struct ConfigCheckTests {
             #expect(lines.last == "\(agent.configPath): 2 jobs, 1 warning")
         }
     }
+
+    @Test("secrets hygiene: a token_file others can read is a warning with its line (exit 1) and a start-up warning; chmod 600 clears it; strict_permissions refuses to start")
+    func secretPermissions() async throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try (testToken + "\n").write(toFile: dir + "/token", atomically: true, encoding: .utf8)
+        chmod(dir + "/token", 0o644)
+        func write(strict: Bool) throws -> String {
+            let path = dir + "/agent.conf"
+            try """
+                [agent]
+                token_file = "token"
+                data_dir = "\(dir)/data"
+                listen = "127.0.0.1:0"
+                \(strict ? "strict_permissions = true" : "")
+
+                [[job]]
+                name = "c.ok"
+                command = ["true"]
+                """.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let path = try write(strict: false)
+        var result = try await AgentProcess.runCLI(["config", "check", "--config", path])
+        #expect(result.status == 1)
+        #expect(result.output == """
+            \(path):2: warning: [agent] token_file: "\(dir)/token" is readable or writable by group or others (mode 0644): chmod 600 it (strict_permissions = true refuses to start)
+            \(path): 1 job, 1 warning
+
+            """, "\(result.output)")
+        #expect(!result.output.contains(testToken))
+        // The agent starts, and says so in its log.
+        try await AgentProcess.with(jobs: "", agentExtra: "token_file = \"\(dir)/token\"") { agent in
+            #expect(agent.log.contains("[agent] token_file: \"\(dir)/token\" is readable or writable by group or others (mode 0644)"), "\(agent.log)")
+        }
+        // Strict: the agent does not start.
+        let strict = try write(strict: true)
+        result = try await AgentProcess.runCLI(["run", "--config", strict])
+        #expect(result.status == 2)
+        #expect(result.output.hasPrefix("qagent: \(strict):2: [agent] token_file: \"\(dir)/token\" is readable or writable by group or others (mode 0644)"), "\(result.output)")
+        // chmod 600: clean.
+        chmod(dir + "/token", 0o600)
+        result = try await AgentProcess.runCLI(["config", "check", "--config", strict])
+        #expect(result.status == 0, "\(result.output)")
+    }
 }

@@ -27,6 +27,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         (logFormat ?? config.agent.logFormat).bootstrap(level: logLevel)
         let logger = Logger(label: "qagent")
+        for warning in config.warnings { logger.warning("\(warning)") }
         let agent: Agent
         do {
             agent = try Agent(config: config, handlers: QAgent.handlers, logger: logger, configPath: options.config)

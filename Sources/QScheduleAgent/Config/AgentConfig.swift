@@ -15,6 +15,9 @@ public struct AgentConfig: Sendable {
     public var cluster: ClusterSettings?
     /// `[[job]]`: the jobs registered on this host, in file order.
     public var jobs: [JobConfig]
+    /// What loads but deserves an operator's eye (`file:line: ...`): logged at start and
+    /// printed by `qagent config check` (a secret file others can read, ...).
+    public var warnings: [String] = []
 
     /// `[report] url`, when reporting is configured.
     public var reportURL: URL? { report?.url }
@@ -114,6 +117,9 @@ public struct AgentSettings: Sendable {
     public var logFormat: LogFormat = .text
     /// Whether `GET /metrics` asks for `Q-Server-Token` (off by default, like node_exporter).
     public var metricsToken = false
+    /// A secret file (`token_file`, `password_file`) readable by group or others stops the
+    /// start instead of being a warning.
+    public var strictPermissions = false
     /// Not a config key: `.unsafeNoSync` exists only for the durability benchmark's baseline.
     public var journalDurability: AgentStore.Durability = .full
 

@@ -73,7 +73,8 @@ struct ClusterURLProblem: Error {
 extension ConfigLoader {
     /// The `[cluster]` table, validated; `nil` when absent.
     static func parseCluster(
-        _ top: TableReader, fileName: String, baseDirectory: String, environment: [String: String], locator: TOMLKeyLocator, killGrace: Int
+        _ top: TableReader, fileName: String, baseDirectory: String, environment: [String: String], locator: TOMLKeyLocator, killGrace: Int,
+        strict: Bool = false, warnings: inout [String]
     ) throws -> ClusterSettings? {
         guard let table = try top.table("cluster") else { return nil }
         let reader = TableReader(table: table, tableName: "cluster", label: "[cluster]", fileName: fileName, locator: locator)
@@ -89,6 +90,7 @@ extension ConfigLoader {
             guard let contents = try? String(contentsOfFile: path, encoding: .utf8) else {
                 throw reader.error("password_file", "cannot read \"\(path)\"")
             }
+            try reader.checkSecret("password_file", path: path, strict: strict, warnings: &warnings)
             settings.password = contents.split(whereSeparator: \.isNewline).first.map(String.init)
         }
         if let password = environment["QAGENT_DB_PASSWORD"], !password.isEmpty { settings.password = password }

@@ -36,7 +36,10 @@ public enum ConfigCheck {
         func at(_ index: Int, _ key: String?) -> String {
             locator.line(table: "job", index: index, key: key).map { "\(path):\($0)" } ?? path
         }
-        var findings: [Finding] = []
+        var findings: [Finding] = config.warnings.map { warning in
+            let location = warning.split(separator: ": ", maxSplits: 1).first.map(String.init) ?? path
+            return Finding(severity: .warning, location: location, text: String(warning.dropFirst(location.count + 2)))
+        }
         for (index, job) in config.jobs.enumerated() {
             if let argv = job.command, let program = argv.first {
                 if let problem = programProblem(program, user: job.user, path: job.environment["PATH"] ?? environment["PATH"]) {

@@ -39,6 +39,7 @@ public enum ConfigLoader {
         try top.rejectUnknownKeys(allowed: ["agent", "report", "scheduler", "cluster", "job"])
 
         var settings = AgentSettings()
+        var warnings: [String] = []
         var fileTokens: [String] = []
         // Where the tokens in effect came from, for an error about a weak one.
         var tokenError: (String) -> ConfigError = { ConfigError("\(fileName): [agent] token: \($0)") }
@@ -47,8 +48,9 @@ public enum ConfigLoader {
             try reader.rejectUnknownKeys(allowed: [
                 "app_name", "app_id", "listen", "advertise_ip", "data_dir", "token", "token_file", "timezone",
                 "shutdown_grace", "max_running", "max_queued", "max_request_bytes", "kill_grace", "max_log_bytes", "retention_days",
-                "idle_timeout", "read_timeout", "max_connections", "log_format", "metrics_token",
+                "idle_timeout", "read_timeout", "max_connections", "log_format", "metrics_token", "strict_permissions",
             ])
+            settings.strictPermissions = try reader.bool("strict_permissions") ?? settings.strictPermissions
             settings.appName = try reader.string("app_name") ?? settings.appName
             settings.appID = try reader.int("app_id", range: 0...Int.max) ?? settings.appID
             if let listen = try reader.string("listen") {
@@ -82,6 +84,7 @@ public enum ConfigLoader {
                 guard let contents = try? String(contentsOfFile: tokenPath, encoding: .utf8) else {
                     throw reader.error("token_file", "cannot read \"\(tokenPath)\"")
                 }
+                try reader.checkSecret("token_file", path: tokenPath, strict: settings.strictPermissions, warnings: &warnings)
                 fileTokens += contents.split(whereSeparator: \.isNewline).map(String.init)
                 if agent["token"] == nil { tokenError = { reader.error("token_file", "\"\(tokenPath)\": \($0)") } }
             }
@@ -149,7 +152,8 @@ public enum ConfigLoader {
         }
 
         let cluster = try parseCluster(
-            top, fileName: fileName, baseDirectory: baseDirectory, environment: environment, locator: locator, killGrace: settings.killGrace)
+            top, fileName: fileName, baseDirectory: baseDirectory, environment: environment, locator: locator, killGrace: settings.killGrace,
+            strict: settings.strictPermissions, warnings: &warnings)
         if cluster != nil, scheduler != nil {
             throw ConfigError("\(fileName):\(locator.line(table: "", key: "cluster") ?? 1): [cluster] and [scheduler] exclude each other: "
                 + "a cluster's agents are the scheduler; remove one of them")
@@ -171,7 +175,9 @@ public enum ConfigLoader {
                 jobs.append(job)
             }
         }
-        return AgentConfig(agent: settings, report: report, scheduler: scheduler, cluster: cluster, jobs: jobs)
+        var config = AgentConfig(agent: settings, report: report, scheduler: scheduler, cluster: cluster, jobs: jobs)
+        config.warnings = warnings
+        return config
     }
 
     private static func parseJob(_ table: TOMLTable, index: Int, fileName: String, baseDirectory: String, locator: TOMLKeyLocator) throws -> JobConfig {

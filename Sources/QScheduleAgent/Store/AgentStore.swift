@@ -8,9 +8,21 @@ import Synchronization
 /// ``insertTask(_:)`` returns survives a crash of the agent or the machine.
 public final class AgentStore: Sendable {
     /// Errors the store reports in terms the agent acts on.
-    public enum StoreError: Error, Equatable {
+    public enum StoreError: Error, Equatable, CustomStringConvertible {
         /// A task with this id is already journaled.
         case duplicateTask
+        /// The store was migrated by a newer qagent (`unknown` migrations); this binary knows
+        /// up to `known`.
+        case newerStore(unknown: [String], known: String)
+
+        public var description: String {
+            switch self {
+            case .duplicateTask: return "a task with this id is already journaled"
+            case .newerStore(let unknown, let known):
+                return "it was written by a newer qagent (store migrations \(unknown.joined(separator: ", ")); this qagent knows up to \(known)): "
+                    + "upgrade qagent, or restore the data_dir the previous version used"
+            }
+        }
     }
 
     /// The database file path.
@@ -49,6 +61,7 @@ public final class AgentStore: Sendable {
         self.alerted = alerted
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         path = URL(fileURLWithPath: dataDirectory).appendingPathComponent("qagent.sqlite").path
+        try Self.refuseNewerStore(at: path)
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         pool = try DatabasePool(path: path, configuration: configuration)
@@ -73,6 +86,21 @@ public final class AgentStore: Sendable {
     /// Whether ``close()`` was called: writes can never succeed again, so retrying is pointless.
     public var isClosed: Bool { closed.withLock { $0 } }
     private let closed = Mutex(false)
+
+    /// A store a newer qagent migrated holds tables and meanings this binary does not know:
+    /// refused before anything is written to it (upgrade qagent, or restore the older data_dir).
+    private static func refuseNewerStore(at path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        var readOnly = Configuration()
+        readOnly.readonly = true
+        let queue = try DatabaseQueue(path: path, configuration: readOnly)
+        defer { try? queue.close() }
+        let migrator = Self.migrator
+        let unknown = try queue.read { db in try migrator.appliedIdentifiers(db) }.subtracting(migrator.migrations)
+        if !unknown.isEmpty {
+            throw StoreError.newerStore(unknown: unknown.sorted(), known: migrator.migrations.last ?? "")
+        }
+    }
 
     private static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
