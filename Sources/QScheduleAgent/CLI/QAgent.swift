@@ -31,7 +31,7 @@ struct QAgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qagent",
         abstract: "The QSchedule worker-side agent: runs this host's jobs and serves the seed interface for it.",
-        version: AgentVersion.current,
+        version: AgentVersion.description,
         subcommands: [
             RunCommand.self, CheckCommand.self, DrainCommand.self, ResumeCommand.self, StatusCommand.self,
             JobsCommand.self, TriggerCommand.self, WorkersCommand.self, TasksCommand.self, CronCommand.self, ClusterCommand.self, ConfigCommand.self, ReloadCommand.self,

@@ -239,7 +239,7 @@ extension TaskRunner {
             events.retried(again, after: backoff)
             Task {
                 try? await Task.sleep(for: backoff)
-                await self.backoffOver(job: record.job, taskID: record.id)
+                self.backoffOver(job: record.job, taskID: record.id)
             }
         }
         pump()
