@@ -3,10 +3,11 @@
 # libcurl (Foundation's URLSession on Linux); for the tests, Quartz 2.3.2 and a Java runtime
 # (the cron engine is compared with Quartz itself), PostgreSQL (cluster tests start their
 # own throwaway server), faketime (one cluster agent runs with a skewed clock) and
-# Prometheus's own Python client, whose parser checks `GET /metrics`. Safe to
+# Prometheus's own Python client, whose parser checks `GET /metrics`, and binutils
+# (objcopy, strip, readelf: scripts/release.sh, whose package a test installs). Safe to
 # run again.
 set -euo pipefail
-packages=(libsqlite3-dev libcurl4-openssl-dev libquartz2-java postgresql faketime python3-prometheus-client)
+packages=(libsqlite3-dev libcurl4-openssl-dev libquartz2-java postgresql faketime python3-prometheus-client binutils)
 command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)
 missing=()
 for p in "${packages[@]}"; do
