@@ -14,7 +14,7 @@ final class ClusterFirer: Service, Sendable {
     private let view: ClusterView
     private let identity: AgentIdentity
     /// The cron jobs and their misfire policies; replaced by a reload.
-    private let plan: Mutex<(jobs: [String: CronExpression], misfire: [String: MisfirePolicy])>
+    private let plan: Mutex<(jobs: [String: CronExpression], misfire: [String: MisfirePolicy], generation: Int)>
     /// Wakes the fire loop after a reload replaced the plan.
     private let replanned = WakeSignal()
     private var jobs: [String: CronExpression] { plan.withLock { $0.jobs } }
@@ -52,15 +52,15 @@ final class ClusterFirer: Service, Sendable {
         self.logger = logger
     }
 
-    private static func plan(for jobs: [JobConfig]) -> (jobs: [String: CronExpression], misfire: [String: MisfirePolicy]) {
+    private static func plan(for jobs: [JobConfig], generation: Int = 0) -> (jobs: [String: CronExpression], misfire: [String: MisfirePolicy], generation: Int) {
         (Dictionary(uniqueKeysWithValues: jobs.compactMap { job in job.cron.map { (job.name, $0) } }),
-         Dictionary(uniqueKeysWithValues: jobs.map { ($0.name, $0.misfire) }))
+         Dictionary(uniqueKeysWithValues: jobs.map { ($0.name, $0.misfire) }), generation)
     }
 
     /// A reload: the fire loop plans the new crons from now (unchanged ones keep their next
     /// time; a removed job never fires again from here).
     func replaceJobs(_ jobs: [JobConfig]) {
-        plan.withLock { $0 = Self.plan(for: jobs) }
+        plan.withLock { $0 = Self.plan(for: jobs, generation: $0.generation + 1) }
         let names = Set(jobs.map(\.name))
         missed.withLock { missed in missed = missed.filter { names.contains($0.key) } }
         replanned.signal()
@@ -80,14 +80,15 @@ final class ClusterFirer: Service, Sendable {
 
     private func fireLoop() async {
         var queue = FireQueue()
-        var planned = jobs
+        var (planned, generation) = plan.withLock { ($0.jobs, $0.generation) }
         let now = Date()
         for (name, cron) in planned {
             if let next = cron.next(after: now, in: timeZone) { queue.insert(.init(time: next.epochMilliseconds, job: name)) }
         }
         while !Task.isCancelled {
-            let current = jobs
-            if current != planned {
+            let (current, latest) = plan.withLock { ($0.jobs, $0.generation) }
+            if latest != generation {
+                generation = latest
                 // Replanned by a reload: unchanged crons keep their queued time, others start from now.
                 var kept = FireQueue()
                 while let entry = queue.removeFirst() {
