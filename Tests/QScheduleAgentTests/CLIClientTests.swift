@@ -34,6 +34,8 @@ struct CLIClientTests {
 
             [[job]]
             name = "w.long"
+            overlap = "concurrent"
+            max_concurrency = 4
             command = ["/bin/sleep", "30"]
 
             """
