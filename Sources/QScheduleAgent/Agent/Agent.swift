@@ -151,10 +151,8 @@ public final class Agent: Sendable {
     func makeResponder() -> AgentHTTPResponder {
         var api = SeedAPI(
             runner: runner, scheduler: scheduler, reporter: reporter, central: central, store: store, identity: identity,
-            settings: config.agent, cronMode: config.cluster != nil ? "cluster" : config.scheduler != nil ? "central" : "local")
-        api.metrics = metrics
-        api.reloader = reloader
-        api.refusedTokens = RefusedTokenLog(logger: logger)
+            settings: config.agent, metrics: metrics, refusedTokens: RefusedTokenLog(logger: logger), reloader: reloader,
+            cronMode: config.cluster != nil ? "cluster" : config.scheduler != nil ? "central" : "local")
         if let clusterAdmission, let membership {
             api.cluster = ClusterSeedAPI(local: api, admission: clusterAdmission, membership: membership, identity: identity, logger: logger)
         }

@@ -105,14 +105,15 @@ public actor ConfigReloader {
     /// `table.key` (`agent.listen`, `report.url`, `cluster`): they need a restart.
     static func restartOnlyChanges(from old: String, to new: String) -> [String] {
         guard let before = try? TOMLTable(string: old), let after = try? TOMLTable(string: new) else { return [] }
+        /// A value as TOML text; "" when absent.
+        func text(_ value: (any TOMLValueConvertible)?) -> String { value.map { "\($0)" } ?? "" }
         var changed: [String] = []
         for name in Set(before.keys).union(after.keys).sorted() where name != "job" {
-            let left = before[name]?.table, right = after[name]?.table
-            guard let left, let right else {
-                if "\(before[name].map { "\($0)" } ?? "")" != "\(after[name].map { "\($0)" } ?? "")" { changed.append(name) }
+            guard let left = before[name]?.table, let right = after[name]?.table else {
+                if text(before[name]) != text(after[name]) { changed.append(name) }
                 continue
             }
-            for key in Set(left.keys).union(right.keys).sorted() where "\(left[key].map { "\($0)" } ?? "")" != "\(right[key].map { "\($0)" } ?? "")" {
+            for key in Set(left.keys).union(right.keys).sorted() where text(left[key]) != text(right[key]) {
                 changed.append("\(name).\(key)")
             }
         }

@@ -10,7 +10,7 @@ enum SecretFile {
         guard stat(path, &info) == 0 else { return nil }
         let mode = info.st_mode & 0o777
         guard mode & 0o077 != 0 else { return nil }
-        return "\"\(path)\" is readable or writable by group or others (mode \(String(mode, radix: 8, uppercase: false).leftPadded(to: 4))): "
+        return "\"\(path)\" is readable or writable by group or others (mode \(String(format: "%04o", mode))): "
             + "chmod 600 it (strict_permissions = true refuses to start)"
     }
 }
@@ -23,11 +23,5 @@ extension TableReader {
         let finding = error(key, problem)
         if strict { throw finding }
         warnings.append(finding.description)
-    }
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

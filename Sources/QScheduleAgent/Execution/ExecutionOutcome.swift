@@ -35,11 +35,14 @@ enum StopReason: Sendable, Equatable {
         }
     }
 
+    /// How a cover's message begins (`cancelled: covered by task <newer id>`).
+    static let coveredPrefix = "cancelled: covered by task "
+
     var message: String {
         switch self {
         case .timeout(let seconds): return "timed out after \(seconds)s"
         case .killed: return "killed on request"
-        case .covered(let newer): return "cancelled: covered by task \(newer)"
+        case .covered(let newer): return Self.coveredPrefix + newer
         case .shutdown: return "lost: the agent stopped while it ran"
         case .leaseLost: return Self.leaseLostMessage
         }

@@ -29,8 +29,7 @@ struct TaskEvents: Sendable {
         if let code = completion.exitCode { metadata["exit_code"] = .stringConvertible(code) }
         if let signal = completion.signal { metadata["signal"] = .stringConvertible(signal) }
         if !completion.message.isEmpty { metadata["message"] = "\(completion.message)" }
-        let (level, text) = Self.describe(completion)
-        logger.log(level: level, "\(text)", metadata: metadata)
+        logger.log(level: Self.level(completion.result), "task \(completion.result.ending(message: completion.message))", metadata: metadata)
         metrics?.taskFinished(job: completion.job, result: completion.result, durationMs: ran ? completion.duration : nil)
     }
 
@@ -55,15 +54,26 @@ struct TaskEvents: Sendable {
         ["task": "\(record.id)", "job": "\(record.job)", "attempt": .stringConvertible(record.attempt)]
     }
 
-    private static func describe(_ completion: TaskCompletion) -> (Logger.Level, String) {
-        switch completion.result {
-        case .succeeded: return (.info, "task finished")
-        case .failed: return (.warning, "task failed")
-        case .timedOut: return (.warning, "task timed out")
-        case .killed:
-            return (.notice, completion.message.hasPrefix("cancelled: covered") ? "task covered" : "task killed")
-        case .lost: return (.warning, "task lost")
-        case .none: return (.notice, "task ended")
+    private static func level(_ result: TaskResult) -> Logger.Level {
+        switch result {
+        case .succeeded: return .info
+        case .failed, .timedOut, .lost: return .warning
+        case .killed, .none: return .notice
+        }
+    }
+}
+
+extension TaskResult {
+    /// How a task with this result ended, in the words of its log line and of the closing
+    /// line of its log: `finished`, `failed`, `timed out`, `killed`, `covered`, `lost`.
+    func ending(message: String) -> String {
+        switch self {
+        case .succeeded: return "finished"
+        case .failed: return "failed"
+        case .timedOut: return "timed out"
+        case .killed: return message.hasPrefix(StopReason.coveredPrefix) ? "covered" : "killed"
+        case .lost: return "lost"
+        case .none: return "ended"
         }
     }
 }

@@ -261,15 +261,8 @@ extension TaskRunner {
         if shutdown {
             return "[qagent] task stopped by the agent's shutdown \(took); the job's recover policy settles it at the next start"
         }
-        let how: String
-        switch outcome.result {
-        case .succeeded: how = "finished (200)"
-        case .failed: how = "failed (500)"
-        case .timedOut: how = "timed out (504)"
-        case .killed: how = outcome.message.hasPrefix("cancelled: covered") ? "covered (499)" : "killed (499)"
-        case .lost: how = "lost (503)"
-        case .none: how = "ended"
-        }
+        let ending = outcome.result.ending(message: outcome.message)
+        let how = outcome.result == .none ? ending : "\(ending) (\(outcome.result.rawValue))"
         let detail = outcome.message.count > 2_000 ? String(outcome.message.prefix(2_000)) + "…" : outcome.message
         return "[qagent] task \(how) \(took): \(detail)"
     }

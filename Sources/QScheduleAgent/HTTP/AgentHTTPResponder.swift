@@ -117,7 +117,7 @@ struct AgentHTTPResponder: HTTPResponder {
         let (pattern, response) = await answer(request)
         // Methods outside the route table count as "other": the label stays bounded.
         let method = ["GET", "POST"].contains(request.method.rawValue) ? request.method.rawValue : "other"
-        api.metrics?.httpRequest(method: method, route: pattern, status: response.status.code)
+        api.metrics.httpRequest(method: method, route: pattern, status: response.status.code)
         return response
     }
 
@@ -138,7 +138,7 @@ struct AgentHTTPResponder: HTTPResponder {
             captured = value
         }
         if route.requiresToken, !tokens.accepts(request.headers[Self.tokenHeader]) {
-            api.refusedToken(route: route.pattern, sent: request.headers[Self.tokenHeader] != nil)
+            api.refusedTokens.record(route: route.pattern, tokenSent: request.headers[Self.tokenHeader] != nil)
             return (route.pattern, EnvelopeResponse.failure(SeedMessage.authFailed))
         }
         var body: JSONValue?

@@ -10,35 +10,27 @@ struct SeedAPI: Sendable {
     let store: AgentStore
     let identity: AgentIdentity
     let settings: AgentSettings
+    /// The registry `GET /metrics` renders.
+    let metrics: AgentMetrics
+    /// Where refused tokens are logged (rate-limited).
+    let refusedTokens: RefusedTokenLog
+    /// Applies a re-read `agent.conf` (it refuses when the agent has no config file).
+    let reloader: ConfigReloader
     /// Who fires cron jobs: `local` (this agent), `central` (`[scheduler] url`), `cluster`.
     var cronMode: String = "local"
     /// Cluster mode: the endpoints answered for the whole cluster (DESIGN §10).
     var cluster: ClusterSeedAPI?
-    /// The registry `GET /metrics` renders; `nil` serves 404's envelope.
-    var metrics: AgentMetrics?
-    /// Where refused tokens are logged (rate-limited).
-    var refusedTokens: RefusedTokenLog?
-    /// Applies a re-read `agent.conf`; `nil`: reloads are refused.
-    var reloader: ConfigReloader?
 
     /// `POST /api2/agent/reload.do`: re-reads `agent.conf`. `操作成功` with what changed
     /// (jobs added, changed, removed; keys kept until a restart); `操作失败` with the reason
     /// `config_invalid` (and the loader's error: nothing changed) or `no_config_file`.
     func reload() async -> Response {
-        guard let reloader else {
-            return EnvelopeResponse.failure(SeedMessage.operationFailed, reason: "no_config_file")
-        }
         switch await reloader.reload(trigger: "POST /api2/agent/reload.do") {
         case .success(let outcome):
             return EnvelopeResponse.make(Envelope(ret: true, message: SeedMessage.ok, data: ReloadView(outcome)))
         case .failure(let failure):
             return EnvelopeResponse.make(Envelope(ret: false, message: SeedMessage.operationFailed, reason: failure.reason, data: ["error": failure.description]))
         }
-    }
-
-    /// A request was refused for its token: logged (rate-limited, never the token).
-    func refusedToken(route: String, sent: Bool) {
-        refusedTokens?.record(route: route, tokenSent: sent)
     }
 
     /// The cluster-wide endpoints for `call`, unless this agent runs standalone or the call
@@ -55,7 +47,6 @@ struct SeedAPI: Sendable {
 
     /// `GET /metrics`: the Prometheus text exposition (format 0.0.4), with the gauges read now.
     func metricsText() async -> Response {
-        guard let metrics else { return EnvelopeResponse.failure("no such endpoint", reason: FailureReason.notFound, status: .notFound) }
         let snapshot = AgentMetrics.Snapshot(
             active: await runner.activeJobs(), outboxDepth: store.outboxDepth.value, outboxOldest: try? store.oldestOutboxEntry(),
             clusterOutboxDepth: cluster == nil ? nil : try? store.clusterOutboxDepth(), draining: await runner.isDraining)
