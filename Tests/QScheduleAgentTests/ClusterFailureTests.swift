@@ -77,7 +77,12 @@ struct ClusterFailureTests {
                     kill(number, SIGKILL)
                 }
             }
-            #expect(await eventually(seconds: 60) { Set(Self.runs(dir).filter { $0.attempt == 2 && $0.end != nil }.map(\.task)) == Set(acknowledged) })
+            let rerun = await eventually(seconds: 60) { Set(Self.runs(dir).filter { $0.attempt == 2 && $0.end != nil }.map(\.task)) == Set(acknowledged) }
+            if !rerun {
+                // What the cluster and the peer say, for whoever reads the failure.
+                let rows = (try? server.psql("SELECT id, status, attempt, worker, result, message FROM qagent_task ORDER BY id")) ?? "?"
+                Issue.record("not rerun as attempt 2 within 60 s; runs: \(Self.runs(dir)); tasks: \(rows); peer's log: \(b.log.suffix(3000))")
+            }
             let rerunStarts = Self.runs(dir).filter { $0.attempt == 2 }.map(\.start)
             let latest = Double(rerunStarts.max() ?? 0) / 1e9 - killedAt.timeIntervalSince1970
             print("cluster kill -9: \(acknowledged.count) tasks of the dead worker rerun on its peer as attempt 2, the last \(String(format: "%.1f", latest)) s after the kill (dead_after 4 s, heartbeat 1 s)")
