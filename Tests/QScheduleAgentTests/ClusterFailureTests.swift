@@ -18,7 +18,7 @@ struct ClusterFailureTests {
         overlap = "concurrent"
         max_concurrency = 16
         max_attempts = 3
-        command = ["/bin/sh", "-c", "echo start $QSCHEDULE_TASK_ID $QSCHEDULE_ATTEMPT \(who) $(date +%s%N) >> \(dir)/runs; echo $$ > \(dir)/pid-$QSCHEDULE_TASK_ID-$QSCHEDULE_ATTEMPT; trap 'echo end $QSCHEDULE_TASK_ID $QSCHEDULE_ATTEMPT \(who) $(date +%s%N) >> \(dir)/runs; exit 143' TERM; if [ $QSCHEDULE_ATTEMPT = 1 ]; then while [ ! -e \(dir)/release ]; do sleep 0.05; done; fi; echo end $QSCHEDULE_TASK_ID $QSCHEDULE_ATTEMPT \(who) $(date +%s%N) >> \(dir)/runs"]
+        command = ["/bin/sh", "-c", "trap 'echo end $QSCHEDULE_TASK_ID $QSCHEDULE_ATTEMPT \(who) $(date +%s%N) >> \(dir)/runs; exit 143' TERM; echo start $QSCHEDULE_TASK_ID $QSCHEDULE_ATTEMPT \(who) $(date +%s%N) >> \(dir)/runs; echo $$ > \(dir)/pid-$QSCHEDULE_TASK_ID-$QSCHEDULE_ATTEMPT; if [ $QSCHEDULE_ATTEMPT = 1 ]; then while [ ! -e \(dir)/release ]; do sleep 0.05; done; fi; echo end $QSCHEDULE_TASK_ID $QSCHEDULE_ATTEMPT \(who) $(date +%s%N) >> \(dir)/runs"]
 
         """
     }
@@ -77,17 +77,33 @@ struct ClusterFailureTests {
                     kill(number, SIGKILL)
                 }
             }
-            let rerun = await eventually(seconds: 60) { Set(Self.runs(dir).filter { $0.attempt == 2 && $0.end != nil }.map(\.task)) == Set(acknowledged) }
+            let hostGone = Int64(Date().timeIntervalSince1970 * 1e9)
+            // The peer reruns each as attempt 2. Attempt 2 is not promised: a peer whose own
+            // heartbeat is late (a loaded machine) fences itself, stops its tasks and the cluster
+            // retries them as attempt 3. What is promised: each acknowledged task ends 200 once.
+            let list = acknowledged.map { "'\($0)'" }.joined(separator: ",")
+            let settled = "SELECT count(*) FROM qagent_task WHERE id IN (\(list)) AND status = 'finished' AND result = 200 AND attempt >= 2"
+            let rerun = try await eventually(seconds: 60) { try server.psql(settled) == "3" }
             if !rerun {
                 // What the cluster and the peer say, for whoever reads the failure.
                 let rows = (try? server.psql("SELECT id, status, attempt, worker, result, message FROM qagent_task ORDER BY id")) ?? "?"
-                Issue.record("not rerun as attempt 2 within 60 s; runs: \(Self.runs(dir)); tasks: \(rows); peer's log: \(b.log.suffix(3000))")
+                Issue.record("not rerun within 60 s; runs: \(Self.runs(dir)); tasks: \(rows); peer's log: \(b.log.suffix(3000))")
             }
-            let rerunStarts = Self.runs(dir).filter { $0.attempt == 2 }.map(\.start)
-            let latest = Double(rerunStarts.max() ?? 0) / 1e9 - killedAt.timeIntervalSince1970
-            print("cluster kill -9: \(acknowledged.count) tasks of the dead worker rerun on its peer as attempt 2, the last \(String(format: "%.1f", latest)) s after the kill (dead_after 4 s, heartbeat 1 s)")
-            #expect(Self.runs(dir).filter { $0.attempt == 2 }.allSatisfy { $0.worker == "b" })
-            #expect(try await eventually { try server.psql("SELECT count(*) FROM qagent_task WHERE status = 'finished' AND result = 200 AND attempt = 2") == "3" })
+            let retries = Self.runs(dir).filter { $0.attempt >= 2 }
+            let firstRerun = retries.filter { $0.attempt == 2 }.map(\.start)
+            let latest = Double(firstRerun.max() ?? 0) / 1e9 - killedAt.timeIntervalSince1970
+            print("cluster kill -9: \(acknowledged.count) tasks of the dead worker rerun on its peer as attempt 2, the last \(String(format: "%.1f", latest)) s after the kill (dead_after 4 s, heartbeat 1 s); later attempts (the peer fenced itself): \(retries.filter { $0.attempt > 2 }.count)")
+            #expect(retries.allSatisfy { $0.worker == "b" }, "\(retries)")
+            #expect(Set(retries.filter { $0.attempt == 2 }.map(\.task)) == Set(acknowledged), "\(Self.runs(dir))")
+            // Never two attempts of a task at once: each starts after the one before it ended
+            // (attempt 1 was killed with its host).
+            for id in acknowledged {
+                let attempts = Self.runs(dir).filter { $0.task == id }.sorted { $0.attempt < $1.attempt }
+                for (before, after) in zip(attempts, attempts.dropFirst()) {
+                    let ended = before.end ?? (before.worker == "a" ? hostGone : Int64.max)
+                    #expect(ended <= after.start, "attempts of \(id) overlap: \(attempts)")
+                }
+            }
             // The dead worker comes back on the same data: its leftovers were settled by the cluster, so nothing runs again here.
             let again = try await AgentProcess.start(
                 jobs: Self.stickyJob("f.work", dir: dir, who: "a2"), dataDir: a.dataDir, ip: "127.0.0.2", tail: server.clusterTOML())
@@ -100,7 +116,7 @@ struct ClusterFailureTests {
             let runs = Self.runs(dir)
             #expect(runs.filter { $0.worker == "a2" }.isEmpty, "the restarted worker ran a task its peer had taken over: \(runs)")
             #expect(Self.twice(runs).isEmpty, "\(Self.twice(runs))")
-            #expect(try server.psql("SELECT count(*) FROM qagent_task WHERE status = 'finished' AND result = 200 AND attempt = 2") == "3")
+            #expect(try server.psql(settled) == "3")
         }
     }
 
