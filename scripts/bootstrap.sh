@@ -7,7 +7,7 @@
 # (objcopy, strip, readelf: scripts/release.sh, whose package a test installs). Safe to
 # run again.
 set -euo pipefail
-packages=(libsqlite3-dev libcurl4-openssl-dev libquartz2-java postgresql faketime python3-prometheus-client binutils)
+packages=(libsqlite3-dev libcurl4-openssl-dev libquartz2-java postgresql faketime python3-prometheus-client binutils openssl curl)
 command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)
 missing=()
 for p in "${packages[@]}"; do

@@ -39,20 +39,21 @@ struct ConfigLoaderTests {
 
     /// The part of agent.conf.example between two markers with its `# key = value` lines and
     /// `# [table]` headers uncommented (comment-only lines dropped), minus keys starting with `skipping`.
-    static func uncommentedExample(from start: String, to end: String, skipping: String? = nil) throws -> String {
+    static func uncommentedExample(from start: String, to end: String, skipping: [String] = []) throws -> String {
         let text = try String(contentsOfFile: repositoryRoot.appendingPathComponent("agent.conf.example").path, encoding: .utf8)
         let lower = try #require(text.range(of: start)).lowerBound
         let upper = try #require(text.range(of: end, range: lower..<text.endIndex)).lowerBound
         return text[lower..<upper].split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
             let body = line.hasPrefix("# ") ? String(line.dropFirst(2)) : String(line)
             guard body.hasPrefix("[") || body.first?.isLetter == true else { return "" }
-            return skipping.map { body.hasPrefix($0) } == true ? "" : body
+            return skipping.contains { body.hasPrefix($0 + " ") } ? "" : body
         }.joined(separator: "\n")
     }
 
     @Test("agent.conf.example's [report] and [scheduler] keys, uncommented, load with the code's defaults")
     func exampleUpstreamKeys() throws {
-        let upstream = try Self.uncommentedExample(from: "# [report]", to: "# [cluster]")
+        // The example's TLS files do not exist here; those keys are tested in TLSTests.
+        let upstream = try Self.uncommentedExample(from: "# [report]", to: "# [cluster]", skipping: ["ca_file", "cert_file", "key_file"])
         let config = try parse("[agent]\ntoken = \"0123456789abcdef\"\n" + upstream)
         let report = try #require(config.report)
         let defaults = ReportSettings(url: report.url)
@@ -98,7 +99,7 @@ struct ConfigLoaderTests {
             "strict_permissions": "\(agent.strictPermissions)",
         ]
         // Keys without a default value: their comment says what happens without them.
-        let noDefault: Set<String> = ["token", "token_file", "advertise_ip", "timezone"]
+        let noDefault: Set<String> = ["token", "token_file", "advertise_ip", "timezone", "tls_cert", "tls_key", "tls_client_ca"]
         let agentLines = try Self.exampleLines(from: "[agent]\n", to: "[report]")
         #expect(Set(agentLines.map(\.key)) == Set(coded.keys).union(noDefault), "every [agent] key is in the example")
         for line in agentLines where !noDefault.contains(line.key) {
@@ -126,7 +127,7 @@ struct ConfigLoaderTests {
     @Test("agent.conf.example's [cluster] keys, uncommented, load with the code's defaults")
     func exampleClusterKeys() throws {
         // The example's password file does not exist here; the key itself is tested elsewhere.
-        let cluster = try Self.uncommentedExample(from: "# [cluster]", to: "[[job]]", skipping: "password_file")
+        let cluster = try Self.uncommentedExample(from: "# [cluster]", to: "[[job]]", skipping: ["password_file", "ca_file"])
         let settings = try #require(try parse("[agent]\ntoken = \"0123456789abcdef\"\n" + cluster).cluster)
         var defaults = ClusterSettings(host: "db.example", port: 5432, username: "qagent", database: "qagent")
         defaults.password = settings.password

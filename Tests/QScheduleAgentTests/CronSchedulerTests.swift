@@ -56,14 +56,14 @@ struct CronSchedulerTests {
     @Test("disabled, offline and draining jobs do not fire; each skip is counted by reason")
     func skips() async throws {
         try await InProcessAgent.with(jobs: Self.jobs) { agent in
-            #expect(await eventually(seconds: 10) { await agent.agent.scheduler!.counts.skips["job_disabled", default: 0] >= 2 })
+            #expect(await eventually(seconds: 30) { await agent.agent.scheduler!.counts.skips["job_disabled", default: 0] >= 2 })
             #expect(try agent.agent.store.tasks(job: "c.off").isEmpty)
 
             try await agent.agent.runner.setCanSchedule(false, job: "c.every")
             let firesBefore = await agent.agent.scheduler!.counts.fires
-            #expect(await eventually(seconds: 10) { await agent.agent.scheduler!.counts.skips["worker_offline", default: 0] >= 2 })
+            #expect(await eventually(seconds: 30) { await agent.agent.scheduler!.counts.skips["worker_offline", default: 0] >= 2 })
             await agent.agent.runner.setDraining(true)
-            #expect(await eventually(seconds: 10) { await agent.agent.scheduler!.counts.skips["draining", default: 0] >= 2 })
+            #expect(await eventually(seconds: 30) { await agent.agent.scheduler!.counts.skips["draining", default: 0] >= 2 })
             #expect(await agent.agent.scheduler!.counts.fires <= firesBefore + 1)
             let status = try await agent.call(.get, "/api2/agent/status.do")
             #expect((status.data?["cron"]?["skips"]?["draining"]?.intValue ?? 0) >= 2)

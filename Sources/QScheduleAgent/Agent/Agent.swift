@@ -47,6 +47,8 @@ public final class Agent: Sendable {
     private let lock: DataDirectoryLock
     /// Open connections of the HTTP interface against `max_connections`.
     let connectionLimiter: ConnectionLimiter
+    /// HTTPS on the listener (`[agent] tls_cert`); `nil` = plain HTTP.
+    public let listenerTLS: ListenerTLS?
 
     /// Opens the store under `data_dir` and registers every job of `config`.
     ///
@@ -64,6 +66,7 @@ public final class Agent: Sendable {
         let metrics = AgentMetrics()
         self.metrics = metrics
         connectionLimiter = ConnectionLimiter(limit: config.agent.maxConnections)
+        listenerTLS = try config.agent.tls.map { try ListenerTLS(settings: $0) }
         identity = AgentIdentity.resolve(settings: config.agent)
         lock = try DataDirectoryLock(dataDirectory: config.agent.dataDir)
         do {
@@ -126,7 +129,7 @@ public final class Agent: Sendable {
         let membership = self.membership
         reloader = ConfigReloader(
             path: configPath, handlers: handlers, instance: instance, runner: runner, scheduler: scheduler, store: store,
-            cluster: membership.flatMap { member in clusterFirer.map { (member, $0) } }, logger: logger)
+            cluster: membership.flatMap { member in clusterFirer.map { (member, $0) } }, listenerTLS: listenerTLS, logger: logger)
     }
 
     /// How each job of `config` runs: its command, or the Swift handler of its name; throws
@@ -154,7 +157,12 @@ public final class Agent: Sendable {
             settings: config.agent, metrics: metrics, refusedTokens: RefusedTokenLog(logger: logger), reloader: reloader,
             cronMode: config.cluster != nil ? "cluster" : config.scheduler != nil ? "central" : "local")
         if let clusterAdmission, let membership {
-            api.cluster = ClusterSeedAPI(local: api, admission: clusterAdmission, membership: membership, identity: identity, logger: logger)
+            // Peers listen as this agent does; it shows them its own certificate (mutual TLS).
+            let peerTLS = config.agent.tls.map {
+                ClientTLSSettings(caFile: config.cluster?.peerCAFile, certificateFile: $0.certificateFile, keyFile: $0.keyFile)
+            }
+            api.cluster = ClusterSeedAPI(
+                local: api, admission: clusterAdmission, membership: membership, identity: identity, peerTLS: peerTLS, logger: logger)
         }
         return AgentHTTPResponder(
             api: api, tokens: config.agent.tokens, maxBodyBytes: config.agent.maxRequestBytes, metricsRequireToken: config.agent.metricsToken)
@@ -167,13 +175,20 @@ public final class Agent: Sendable {
         let limiter = connectionLimiter
         // Per connection, after HTTP decoding: the connection cap, the request read timeout,
         // and envelopes for what the parser refuses. Idle connections: Hummingbird's timeout.
-        let server = HTTPServerBuilder.http1(configuration: .init(
+        let http = HTTP1Channel.Configuration(
             additionalChannelHandlers: [
                 ConnectionLimitHandler(limiter: limiter),
                 RequestReadTimeoutHandler(timeout: .seconds(Int64(settings.readTimeout))),
                 MalformedRequestHandler(),
             ],
-            idleTimeout: .seconds(Int64(settings.idleTimeout))))
+            idleTimeout: .seconds(Int64(settings.idleTimeout)))
+        // With TLS, the handshake comes first; each connection takes the context in force
+        // when it is accepted (a reload rotates it).
+        let tls = listenerTLS
+        let server = HTTPServerBuilder { responder in
+            let channel = HTTP1Channel(responder: responder, configuration: http)
+            return tls.map { channel.behindTLS($0) } ?? channel
+        }
         return Application(
             responder: makeResponder(),
             server: server,

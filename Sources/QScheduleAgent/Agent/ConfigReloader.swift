@@ -1,11 +1,14 @@
 import Foundation
 import Logging
+import NIOSSL
 import TOMLKit
 
 /// Re-reads `agent.conf` on SIGHUP, `qagent reload` and `POST /api2/agent/reload.do`, and
 /// applies what can change without a restart: the jobs (added, changed, removed — see
 /// ``TaskRunner/reconfigure(_:states:)``) and their cron plans. Keys outside `[[job]]`
 /// (`listen`, `data_dir`, tokens, `[report]`, ...) are reported and kept until a restart.
+/// TLS files are read again (rotated certificates): the listener's for new connections,
+/// and the upstream clients' for their next exchange; their paths are kept.
 /// In cluster mode the agent registers its new jobs (their definitions become the
 /// cluster's, as at a start) and its firer plans their crons.
 /// A file that does not load, or names a Swift handler this binary lacks, changes nothing.
@@ -33,14 +36,17 @@ public actor ConfigReloader {
     private let store: AgentStore
     /// Cluster mode: the membership registers the new jobs, the firer plans their crons.
     private let cluster: (membership: ClusterMembership, firer: ClusterFirer)?
+    /// The listener's TLS context, re-read on every reload; `nil` without TLS.
+    private let listenerTLS: ListenerTLS?
     private let logger: Logger
     /// The text the agent started from: keys that need a restart are compared with it.
     private let currentText: String?
 
     init(
         path: String?, handlers: HandlerRegistry, instance: String, runner: TaskRunner, scheduler: CronScheduler?, store: AgentStore,
-        cluster: (membership: ClusterMembership, firer: ClusterFirer)?, logger: Logger
+        cluster: (membership: ClusterMembership, firer: ClusterFirer)?, listenerTLS: ListenerTLS? = nil, logger: Logger
     ) {
+        self.listenerTLS = listenerTLS
         self.path = path
         self.handlers = handlers
         self.instance = instance
@@ -87,6 +93,14 @@ public actor ConfigReloader {
         } catch {
             return .failure(Failure(reason: "config_invalid", description: "\(error)"))
         }
+        // The certificate files are read before anything changes: files that no longer load
+        // fail the reload as a whole.
+        let context: NIOSSLContext?
+        do {
+            context = try listenerTLS?.reread()
+        } catch {
+            return .failure(Failure(reason: "config_invalid", description: "\(error)"))
+        }
         let notApplied = currentText.map { Self.restartOnlyChanges(from: $0, to: text) } ?? []
         // The runner first: a task the cluster assigns for a new job is then taken, and one
         // for a removed job handed back (to another worker), never half-known here.
@@ -96,6 +110,8 @@ public actor ConfigReloader {
             cluster.firer.replaceJobs(config.jobs)
             _ = await cluster.membership.jobsChanged()
         }
+        if let listenerTLS, let context { listenerTLS.install(context) }
+        HTTPTransport.rereadCertificates()
         // `currentText` stays: the keys outside [[job]] still run with their start-up values,
         // so the next reload reports them again until a restart.
         return .success(Outcome(jobs: changes, notApplied: notApplied))

@@ -21,6 +21,16 @@ struct ClientOptions: ParsableArguments {
     @Option(name: .customLong("request-timeout"), help: ArgumentHelp("Seconds to wait for connecting and for each part of an answer.", valueName: "seconds"))
     var requestTimeout: Double = 10
 
+    @Option(help: ArgumentHelp(
+        "CA certificate(s), PEM, to verify an https:// agent or server with (default: the system's trust store).", valueName: "file"))
+    var cacert: String?
+
+    @Option(help: ArgumentHelp("Client certificate, PEM, for an agent that requires mutual TLS (tls_client_ca); with --key.", valueName: "file"))
+    var cert: String?
+
+    @Option(help: ArgumentHelp("The client certificate's private key, PEM.", valueName: "file"))
+    var key: String?
+
     @Flag(help: "Print the server's answer as JSON (the whole seed envelope), one line.")
     var json = false
 
@@ -44,8 +54,18 @@ struct ClientOptions: ParsableArguments {
     /// Exit statuses shared by the client commands, for `--help` texts.
     static let exitCodes = "Exit status: 0 done, 1 the server refused (ret:false; its message is printed), 2 error (bad arguments, unreachable server, timeout, an answer that is not JSON)."
 
+    /// `--cacert`, `--cert`, `--key`, checked: readable, the last two together.
+    func clientTLS() throws -> ClientTLSSettings {
+        for (option, path) in [("--cacert", cacert), ("--cert", cert), ("--key", key)] {
+            if let path, !FileManager.default.isReadableFile(atPath: path) { throw CLIFailure("\(option): cannot read \"\(path)\"") }
+        }
+        guard (cert == nil) == (key == nil) else { throw CLIFailure(cert == nil ? "--key needs --cert" : "--cert needs --key") }
+        return ClientTLSSettings(caFile: cacert, certificateFile: cert, keyFile: key)
+    }
+
     /// A client of the chosen server; throws ``CLIFailure`` (exit 2) when none can be built.
     func client() throws -> SeedClient {
+        let tls = try clientTLS()
         let environmentToken = ProcessInfo.processInfo.environment["QAGENT_TOKEN"]?
             .split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) }
         if let server {
@@ -56,7 +76,7 @@ struct ClientOptions: ParsableArguments {
             guard let chosen, !chosen.isEmpty else {
                 throw CLIFailure("--server needs a token: --token, QAGENT_TOKEN, or a readable --config")
             }
-            return SeedClient(baseURL: url, token: chosen, timeout: requestTimeout)
+            return SeedClient(baseURL: url, token: chosen, timeout: requestTimeout, tls: tls)
         }
         let loaded: AgentConfig
         do {
@@ -66,7 +86,7 @@ struct ClientOptions: ParsableArguments {
         }
         var settings = loaded.agent
         if let token { settings.tokens = [token] }
-        return SeedClient(settings: settings, timeout: requestTimeout)
+        return SeedClient(settings: settings, timeout: requestTimeout, tls: tls)
     }
 
     /// Runs one request: a `ret:false` answer prints the message and exits 1; a transport

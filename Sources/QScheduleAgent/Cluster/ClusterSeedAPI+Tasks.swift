@@ -62,7 +62,7 @@ extension ClusterSeedAPI {
 
     /// Sends the request to `worker` as forwarded; `nil` when it did not answer.
     private func forward(_ method: String, _ path: String, body: JSONValue? = nil, to worker: String, token: String?) async -> Response? {
-        guard let url = URL(string: "http://\(worker)\(path)") else { return nil }
+        guard let url = URL(string: "\(peerScheme)://\(worker)\(path)") else { return nil }
         do {
             let reply = try await transport.send(
                 method, url, token: token, body: body.map { Data($0.jsonText.utf8) }, headers: [AgentHTTPResponder.forwardedHeader.rawName: "1"])

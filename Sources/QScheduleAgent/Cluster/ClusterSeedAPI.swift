@@ -22,9 +22,17 @@ final class ClusterSeedAPI: Sendable {
     let identity: AgentIdentity
     let logger: Logger
     /// For requests forwarded to the worker holding a task.
-    let transport = HTTPTransport(timeout: 5)
+    let transport: HTTPTransport
+    /// `https` when the agents listen with TLS (a cluster's agents are configured alike).
+    let peerScheme: String
 
-    init(local: SeedAPI, admission: ClusterAdmission, membership: ClusterMembership, identity: AgentIdentity, logger: Logger) {
+    /// `peerTLS`: how peers are asked when they listen with TLS; `nil` = plain HTTP.
+    init(
+        local: SeedAPI, admission: ClusterAdmission, membership: ClusterMembership, identity: AgentIdentity, peerTLS: ClientTLSSettings?,
+        logger: Logger
+    ) {
+        transport = HTTPTransport(timeout: 5, tls: peerTLS ?? ClientTLSSettings())
+        peerScheme = peerTLS == nil ? "http" : "https"
         self.local = local
         self.database = admission.database
         self.admission = admission

@@ -55,6 +55,8 @@ public struct ReportSettings: Sendable {
     public var timeout: Int = 10
     /// Seconds a shutdown spends delivering what is left in the outbox.
     public var flushTimeout: Int = 5
+    /// For an `https://` url: `ca_file`, `cert_file`, `key_file`.
+    public var tls = ClientTLSSettings()
 
     public init(url: URL) {
         self.url = url
@@ -67,6 +69,8 @@ public struct SchedulerSettings: Sendable {
     public var url: URL
     /// Seconds for connecting and for each wait on the server's answer.
     public var timeout: Int = 10
+    /// For an `https://` url: `ca_file`, `cert_file`, `key_file`.
+    public var tls = ClientTLSSettings()
 
     public init(url: URL) {
         self.url = url
@@ -117,9 +121,11 @@ public struct AgentSettings: Sendable {
     public var logFormat: LogFormat = .text
     /// Whether `GET /metrics` asks for `Q-Server-Token` (off by default, like node_exporter).
     public var metricsToken = false
-    /// A secret file (`token_file`, `password_file`) readable by group or others stops the
-    /// start instead of being a warning.
+    /// A secret file (`token_file`, `password_file`, `tls_key`, `key_file`) readable by group
+    /// or others stops the start instead of being a warning.
     public var strictPermissions = false
+    /// HTTPS (and, with a client CA, mutual TLS) on the listener; `nil` = plain HTTP.
+    public var tls: ListenerTLSSettings?
     /// Not a config key: `.unsafeNoSync` exists only for the durability benchmark's baseline.
     public var journalDurability: AgentStore.Durability = .full
 

@@ -19,6 +19,10 @@ public struct ClusterSettings: Sendable, Equatable {
     public var heartbeatInterval: Int = 3
     /// Seconds without a heartbeat after which a worker counts as dead.
     public var deadAfter: Int = 15
+    /// `ca_file`: the CA(s) trusted for peers' certificates when the agents listen with TLS
+    /// (`nil` = the system's trust store). Peers are asked with this agent's own `tls_cert`
+    /// and `tls_key` as the client certificate.
+    public var peerCAFile: String?
 
     public init(host: String, port: Int = 5432, username: String, database: String) {
         self.host = host
@@ -78,7 +82,7 @@ extension ConfigLoader {
     ) throws -> ClusterSettings? {
         guard let table = try top.table("cluster") else { return nil }
         let reader = TableReader(table: table, tableName: "cluster", label: "[cluster]", fileName: fileName, locator: locator)
-        try reader.rejectUnknownKeys(allowed: ["database", "password_file", "pool_size", "heartbeat_interval", "dead_after"])
+        try reader.rejectUnknownKeys(allowed: ["database", "password_file", "pool_size", "heartbeat_interval", "dead_after", "ca_file"])
         guard let text = try reader.string("database") else { throw reader.error("database", "is required") }
         var settings: ClusterSettings
         switch ClusterSettings.parse(text) {
@@ -94,6 +98,7 @@ extension ConfigLoader {
             settings.password = contents.split(whereSeparator: \.isNewline).first.map(String.init)
         }
         if let password = environment["QAGENT_DB_PASSWORD"], !password.isEmpty { settings.password = password }
+        settings.peerCAFile = try reader.pemFile("ca_file", baseDirectory: baseDirectory)
         settings.poolSize = try reader.int("pool_size", range: 1...64) ?? settings.poolSize
         settings.heartbeatInterval = try reader.int("heartbeat_interval", range: 1...300) ?? settings.heartbeatInterval
         // A worker that cannot renew its lease stops its tasks (within kill_grace) a heartbeat

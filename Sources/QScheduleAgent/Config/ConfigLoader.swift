@@ -49,6 +49,7 @@ public enum ConfigLoader {
                 "app_name", "app_id", "listen", "advertise_ip", "data_dir", "token", "token_file", "timezone",
                 "shutdown_grace", "max_running", "max_queued", "max_request_bytes", "kill_grace", "max_log_bytes", "retention_days",
                 "idle_timeout", "read_timeout", "max_connections", "log_format", "metrics_token", "strict_permissions",
+                "tls_cert", "tls_key", "tls_client_ca",
             ])
             settings.strictPermissions = try reader.bool("strict_permissions") ?? settings.strictPermissions
             settings.appName = try reader.string("app_name") ?? settings.appName
@@ -106,6 +107,7 @@ public enum ConfigLoader {
             settings.retentionDays = try reader.int("retention_days", range: 1...3650) ?? settings.retentionDays
             settings.logFormat = try reader.choice("log_format", LogFormat.self) ?? settings.logFormat
             settings.metricsToken = try reader.bool("metrics_token") ?? settings.metricsToken
+            settings.tls = try reader.listenerTLS(baseDirectory: baseDirectory, strict: settings.strictPermissions, warnings: &warnings)
         } else {
             settings.dataDir = resolve(settings.dataDir, against: baseDirectory)
         }
@@ -124,12 +126,13 @@ public enum ConfigLoader {
                 + "since a short token can be guessed by anyone who reaches the port (generate one with: openssl rand -hex 16)")
         }
 
+        let strict = settings.strictPermissions
         var report: ReportSettings?
         if let table = try top.table("report") {
             let reader = TableReader(table: table, tableName: "report", label: "[report]", fileName: fileName, locator: locator)
             try reader.rejectUnknownKeys(allowed: [
                 "url", "outbox_max", "batch_max", "batch_max_bytes", "backoff_min_ms", "backoff_max_ms",
-                "heartbeat_interval", "timeout", "flush_timeout",
+                "heartbeat_interval", "timeout", "flush_timeout", "ca_file", "cert_file", "key_file",
             ])
             var settings = ReportSettings(url: try reader.url())
             settings.outboxMax = try reader.int("outbox_max", range: 1...10_000_000) ?? settings.outboxMax
@@ -140,14 +143,16 @@ public enum ConfigLoader {
             settings.heartbeatInterval = try reader.int("heartbeat_interval", range: 0...86_400) ?? settings.heartbeatInterval
             settings.timeout = try reader.int("timeout", range: 1...3600) ?? settings.timeout
             settings.flushTimeout = try reader.int("flush_timeout", range: 0...3600) ?? settings.flushTimeout
+            settings.tls = try reader.clientTLS(baseDirectory: baseDirectory, strict: strict, warnings: &warnings)
             report = settings
         }
         var scheduler: SchedulerSettings?
         if let table = try top.table("scheduler") {
             let reader = TableReader(table: table, tableName: "scheduler", label: "[scheduler]", fileName: fileName, locator: locator)
-            try reader.rejectUnknownKeys(allowed: ["url", "timeout"])
+            try reader.rejectUnknownKeys(allowed: ["url", "timeout", "ca_file", "cert_file", "key_file"])
             var settings = SchedulerSettings(url: try reader.url())
             settings.timeout = try reader.int("timeout", range: 1...3600) ?? settings.timeout
+            settings.tls = try reader.clientTLS(baseDirectory: baseDirectory, strict: strict, warnings: &warnings)
             scheduler = settings
         }
 

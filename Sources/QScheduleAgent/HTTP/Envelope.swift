@@ -35,11 +35,16 @@ enum EnvelopeResponse {
 
     /// Writes a `ret:false` envelope answer straight into a channel (below the responder: the
     /// HTTP layer's own refusals), with `Connection: close`.
+    /// The bytes of a `ret:false` envelope.
+    static func failureBody(message: String, reason: String) -> Data {
+        (try? encoder.encode(Envelope<String>(ret: false, message: message, reason: reason, data: nil))) ?? Data()
+    }
+
     static func writeRaw(
         status: HTTPResponse.Status, message: String, reason: String, context: ChannelHandlerContext,
         wrap: (HTTPResponsePart) -> NIOAny
     ) {
-        let body = (try? encoder.encode(Envelope<String>(ret: false, message: message, reason: reason, data: nil))) ?? Data()
+        let body = failureBody(message: message, reason: reason)
         let head = HTTPResponse(status: status, headerFields: [
             .contentType: "application/json; charset=utf-8", .contentLength: "\(body.count)", .connection: "close",
         ])

@@ -32,6 +32,8 @@ public enum FailureReason {
     public static let malformedRequest = "malformed_request"
     /// The request's headers exceed the HTTP layer's limits.
     public static let headersTooLarge = "headers_too_large"
+    /// Plain HTTP sent to a listener that speaks HTTPS only (`[agent] tls_cert`).
+    public static let tlsRequired = "tls_required"
     /// Cluster mode: the cluster's database could not be reached.
     public static let clusterUnavailable = "cluster_unavailable"
     /// Cluster mode: the job (or task) belongs to another application than the token's.

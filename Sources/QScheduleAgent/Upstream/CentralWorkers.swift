@@ -54,7 +54,7 @@ public actor CentralWorkers {
         self.store = store
         self.identity = identity
         self.logger = logger
-        client = SeedClient(baseURL: settings.url, token: token, timeout: TimeInterval(settings.timeout))
+        client = SeedClient(baseURL: settings.url, token: token, timeout: TimeInterval(settings.timeout), tls: settings.tls)
     }
 
     public func snapshot() -> Snapshot {

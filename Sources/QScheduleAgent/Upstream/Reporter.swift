@@ -56,7 +56,7 @@ public actor Reporter: Service {
         self.identity = identity
         self.token = token
         self.logger = logger
-        transport = HTTPTransport(timeout: TimeInterval(settings.timeout))
+        transport = HTTPTransport(timeout: TimeInterval(settings.timeout), tls: settings.tls)
     }
 
     // MARK: Service

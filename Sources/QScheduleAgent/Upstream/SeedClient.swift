@@ -23,15 +23,17 @@ public struct SeedClient: Sendable {
     public let token: String?
     let transport: HTTPTransport
 
-    /// A client of the server at `baseURL` (scheme, host, port; a path prefix is kept).
-    public init(baseURL: URL, token: String?, timeout: TimeInterval = 10) {
+    /// A client of the server at `baseURL` (scheme, host, port; a path prefix is kept);
+    /// `tls` applies to an `https://` URL.
+    public init(baseURL: URL, token: String?, timeout: TimeInterval = 10, tls: ClientTLSSettings = ClientTLSSettings()) {
         self.baseURL = baseURL
         self.token = token
-        transport = HTTPTransport(timeout: timeout)
+        transport = HTTPTransport(timeout: timeout, tls: tls)
     }
 
-    /// A client of the agent configured by `settings` (loopback when it listens on all addresses).
-    public init(settings: AgentSettings, timeout: TimeInterval = 10) {
+    /// A client of the agent configured by `settings` (loopback when it listens on all
+    /// addresses; `https` when it listens with TLS, verified and presenting itself per `tls`).
+    public init(settings: AgentSettings, timeout: TimeInterval = 10, tls: ClientTLSSettings = ClientTLSSettings()) {
         let host: String
         if let ip = IPAddress(settings.listen.host), ip.isUnspecified {
             host = ip.bytes.count == 4 ? "127.0.0.1" : "::1"
@@ -39,7 +41,8 @@ public struct SeedClient: Sendable {
             host = settings.listen.host
         }
         let address = ListenAddress(host: host, port: settings.listen.port)
-        self.init(baseURL: URL(string: "http://\(address)")!, token: settings.tokens.first, timeout: timeout)
+        let scheme = settings.tls == nil ? "http" : "https"
+        self.init(baseURL: URL(string: "\(scheme)://\(address)")!, token: settings.tokens.first, timeout: timeout, tls: tls)
     }
 
     /// `name` (a job name or task id) percent-encoded so that it stays one path segment;
