@@ -177,6 +177,38 @@ struct ClusterSeedInterfaceTests {
         return (peak, ran)
     }
 
+    @Test("agents with mutual TLS: a request to one agent about a task its peer runs is forwarded over HTTPS, the agent showing its own certificate and trusting [cluster] ca_file")
+    func peersOverMutualTLS() async throws {
+        try await TestPostgres.with { server in
+            let certs = try TestCertificates.make()
+            defer { certs.remove() }
+            let dir = try makeTemporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let jobs = Self.heldJob("c.tls", dir: dir)
+            let tail = server.clusterTOML() + "ca_file = \"\(certs.caFile)\"\n"
+            let a = try await AgentProcess.start(jobs: jobs, agentExtra: certs.agentLines(mutual: true), ip: "127.0.0.2", tail: tail)
+            defer { a.killNow() }
+            let b = try await AgentProcess.start(jobs: jobs, agentExtra: certs.agentLines(mutual: true), ip: "127.0.0.3", tail: tail)
+            defer { b.killNow() }
+            defer { FileManager.default.createFile(atPath: dir + "/release-all", contents: nil) }
+            #expect(try await eventually { try server.psql("SELECT count(*) FROM qagent_member") == "2" })
+            let client = HTTPTransport(timeout: 10, tls: ClientTLSSettings(caFile: certs.caFile, certificateFile: certs.clientCert, keyFile: certs.clientKey))
+            @Sendable func call(_ agent: AgentProcess, _ method: String, _ path: String, json: String? = nil) async throws -> JSONValue {
+                let reply = try await client.send(method, URL(string: "https://\(agent.address)\(path)")!, token: testToken, body: json.map { Data($0.utf8) })
+                return JSONValue(parsing: reply.body) ?? .null
+            }
+            let id = try #require(try await call(a, "POST", "/api2/tasks.do", json: #"{"job":"c.tls","taskId":"tls-1","worker":"\#(b.address)"}"#)["message"]?.stringValue)
+            #expect(await eventually { Self.started(dir, id) })
+            // From a, about b's task: forwarded to b (its pid and log are b's own).
+            let info = try await call(a, "GET", "/api2/tasks/\(id).do")
+            #expect(info["data"]?["state"]?.stringValue == "running" && info["data"]?["pid"]?.intValue != nil, "not forwarded: \(info.jsonText)")
+            #expect(try await eventually { try await call(a, "GET", "/api2/tasks/\(id)/log.do")["data"]?["text"]?.stringValue?.contains("working on \(id)") == true })
+            #expect(try await call(a, "POST", "/api2/tasks/kill.do", json: #"{"taskId":"\#(id)"}"#).jsonText == #"{"message":"操作成功","ret":true}"#)
+            #expect(try await eventually { try server.psql("SELECT result FROM qagent_task WHERE id = '\(id)'") == "499" })
+            #expect(!a.log.contains("forwarding to the task's worker failed"), "\(a.log.suffix(2000))")
+        }
+    }
+
     @Test("overlap holds cluster-wide: serial runs one at a time across agents, max_concurrency counts the cluster, discard refuses, cover kills the running one on its worker; round_robin alternates")
     func singleInstance() async throws {
         try await TestPostgres.with { server in

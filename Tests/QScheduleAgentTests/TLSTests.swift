@@ -1,4 +1,5 @@
 import Foundation
+import NIOSSL
 import Testing
 @testable import QScheduleAgent
 
@@ -121,6 +122,37 @@ struct TLSTests {
         #expect(try curl(status, ["--cacert", certs.otherCAFile]).status == 200)
     }
 
+    @Test("[report] to an https:// receiver that requires a client certificate: delivered with ca_file, cert_file and key_file; without the certificate nothing is delivered and the outbox keeps the reports")
+    func reportOverMutualTLS() async throws {
+        let certs = try TestCertificates.make()
+        defer { certs.remove() }
+        var serverTLS = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(certs.serverCert).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: certs.serverKey, format: .pem)))
+        serverTLS.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(certs.caFile))
+        serverTLS.certificateVerification = .noHostnameVerification
+        let receiver = try await FakeUpstream.start(tls: serverTLS)
+        defer { Task { await receiver.stop() } }
+        func jobs(_ tlsLines: String) -> String {
+            ReportOutboxTests.jobs(reportURL: receiver.reportURL, extra: tlsLines)
+        }
+        // Without a client certificate: the receiver refuses the handshake; the reports wait.
+        try await InProcessAgent.with(jobs: jobs("ca_file = \"\(certs.caFile)\"")) { agent in
+            _ = try await ReportOutboxTests.dispatch(agent, 3)
+            #expect(try await eventually { try await ReportOutboxTests.report(agent)["consecutiveFailures"]?.intValue ?? 0 >= 2 })
+            let report = try await ReportOutboxTests.report(agent)
+            #expect(report["depth"]?.intValue == 3)
+            #expect(report["lastError"]?.stringValue?.contains("TLS with \(receiver.reportURL) failed") == true, "\(report)")
+            #expect(receiver.state.reports.isEmpty)
+        }
+        // With it: delivered.
+        try await InProcessAgent.with(jobs: jobs("ca_file = \"\(certs.caFile)\"\ncert_file = \"\(certs.clientCert)\"\nkey_file = \"\(certs.clientKey)\"")) { agent in
+            let ids = try await ReportOutboxTests.dispatch(agent, 3)
+            #expect(await eventually(seconds: 20) { Set(receiver.state.reportIDs).isSuperset(of: Set(ids)) })
+            #expect(try await eventually { try await ReportOutboxTests.report(agent)["depth"]?.intValue == 0 })
+        }
+    }
+
     @Test("bad TLS settings are named with file:line and stop the start; a key others can read is a warning, an error when strict")
     func badSettings() async throws {
         let certs = try TestCertificates.make()
@@ -159,6 +191,17 @@ struct TLSTests {
         }
         #expect(try startProblem("tls_cert = \"\(certs.serverKey)\"\ntls_key = \"\(certs.serverKey)\"").contains("[agent] tls_cert \"\(certs.serverKey)\": "))
         #expect(try startProblem("tls_cert = \"\(certs.serverCert)\"\ntls_key = \"\(certs.clientKey)\"").contains("does not go with tls_cert"))
+
+        // qagent config check loads the files as the agent would.
+        func check(_ agentLines: String, tail: String = "") throws -> [String] {
+            let path = dir + "/check.conf"
+            try (agentTOML(dataDir: dir, extra: agentLines) + tail).write(toFile: path, atomically: true, encoding: .utf8)
+            return ConfigCheck.check(path: path, environment: [:]).findings.map { "\($0.location): \($0.text)" }
+        }
+        #expect(try check(certs.agentLines(mutual: true)).isEmpty)
+        #expect(try check("tls_cert = \"\(certs.serverKey)\"\ntls_key = \"\(certs.serverKey)\"") .first?.hasPrefix("\(dir)/check.conf:8: [agent] tls_cert \"\(certs.serverKey)\": not a PEM certificate") == true)
+        let mismatched = try check("", tail: "[report]\nurl = \"https://127.0.0.1:1/r\"\ncert_file = \"\(certs.clientCert)\"\nkey_file = \"\(certs.serverKey)\"\n")
+        #expect(mismatched.count == 1 && mismatched[0].hasPrefix("\(dir)/check.conf:11: [report] key_file \"\(certs.serverKey)\" does not go with cert_file"), "\(mismatched)")
 
         // Secrets hygiene: a key file others can read.
         let exposed = certs.dir + "/exposed.key"

@@ -1,4 +1,5 @@
 import Foundation
+import NIOSSL
 import GRDB
 
 /// `qagent config check`: validates `agent.conf` without starting anything — the loader's
@@ -54,6 +55,29 @@ public enum ConfigCheck {
         if let problem = dataDirectoryProblem(config.agent.dataDir) {
             let line = locator.line(table: "agent", key: "data_dir").map { "\(path):\($0)" } ?? path
             findings.append(Finding(severity: .error, location: line, text: "[agent] data_dir: \(problem)"))
+        }
+        // TLS files: that they hold what their key says (PEM certificates, a key that goes
+        // with its certificate), as the agent and its clients will load them.
+        let tlsLine = { (table: String, key: String) in locator.line(table: table, key: key).map { "\(path):\($0)" } ?? path }
+        if let tls = config.agent.tls {
+            do {
+                _ = try ListenerTLS(settings: tls)
+            } catch {
+                findings.append(Finding(severity: .error, location: tlsLine("agent", "tls_cert"), text: "\(error)"))
+            }
+        }
+        let clients: [(String, ClientTLSSettings?)] = [("report", config.report?.tls), ("scheduler", config.scheduler?.tls)]
+        for case let (table, tls?) in clients where !tls.isDefault {
+            let location = tlsLine(table, tls.certificateFile == nil ? "ca_file" : "cert_file")
+            do {
+                _ = try NIOSSLContext(configuration: HTTPTransport.tlsConfiguration(tls))
+            } catch let failure as HTTPTransport.Failure {
+                findings.append(Finding(severity: .error, location: location, text: "[\(table)] \(failure)"))
+            } catch {
+                findings.append(Finding(
+                    severity: .error, location: location,
+                    text: "[\(table)] key_file \"\(tls.keyFile ?? "")\" does not go with cert_file \"\(tls.certificateFile ?? "")\" (\(error))"))
+            }
         }
         for (name, enabled) in storedOverrides(config) {
             guard let index = config.jobs.firstIndex(where: { $0.name == name }) else { continue }

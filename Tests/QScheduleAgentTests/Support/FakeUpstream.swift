@@ -1,6 +1,8 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdTLS
+import NIOSSL
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -60,18 +62,21 @@ final class FakeUpstream: Sendable {
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
 
-    var reportURL: String { "http://127.0.0.1:\(port)/api2/agent/report.do" }
-    var baseURL: String { "http://127.0.0.1:\(port)" }
+    /// `https` when started with TLS.
+    let scheme: String
+    var reportURL: String { "\(scheme)://127.0.0.1:\(port)/api2/agent/report.do" }
+    var baseURL: String { "\(scheme)://127.0.0.1:\(port)" }
 
-    private init(state: FakeUpstreamState, port: Int, group: ServiceGroup, task: Task<Void, any Error>) {
+    private init(state: FakeUpstreamState, port: Int, scheme: String, group: ServiceGroup, task: Task<Void, any Error>) {
         self.state = state
         self.port = port
+        self.scheme = scheme
         self.group = group
         self.task = task
     }
 
-    /// Starts listening on `port` (0 = any free one) with `state`.
-    static func start(port: Int = 0, state: FakeUpstreamState = FakeUpstreamState()) async throws -> FakeUpstream {
+    /// Starts listening on `port` (0 = any free one) with `state`; HTTPS with `tls`.
+    static func start(port: Int = 0, state: FakeUpstreamState = FakeUpstreamState(), tls: TLSConfiguration? = nil) async throws -> FakeUpstream {
         let router = Router()
         router.post("/api2/agent/report.do") { request, _ -> Response in
             try await Self.receive(request, state: state)
@@ -98,6 +103,7 @@ final class FakeUpstream: Sendable {
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let app = Application(
             router: router,
+            server: try tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1(),
             configuration: .init(address: .hostname("127.0.0.1", port: port)),
             onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) },
             logger: testLogger("fake-upstream"))
@@ -111,7 +117,7 @@ final class FakeUpstream: Sendable {
             _ = try? await task.value
             throw FakeUpstreamError(port: port)
         }
-        return FakeUpstream(state: state, port: bound, group: group, task: task)
+        return FakeUpstream(state: state, port: bound, scheme: tls == nil ? "http" : "https", group: group, task: task)
     }
 
     /// A loopback port with nothing listening: a receiver that is down, and can be started
