@@ -24,7 +24,7 @@ final class AgentProcess: @unchecked Sendable {
     let process: Process
     let ip: String
     let port: Int
-    private let output: OutputBuffer
+    private let output: OutputFile
 
     var baseURL: String { "http://\(ip):\(port)" }
     /// `ip:port`, the worker address.
@@ -60,19 +60,14 @@ final class AgentProcess: @unchecked Sendable {
             process.arguments = ["run", "--config", configPath]
         }
         if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        let output = OutputBuffer()
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let chunk = handle.availableData
-            guard !chunk.isEmpty else {
-                handle.readabilityHandler = nil
-                return
-            }
-            output.append(chunk)
-        }
+        // A file, not a pipe: an agent that logs faster than a busy test process reads must
+        // never block on a full pipe (its log lines are written under a lock, from the threads
+        // that serve requests: a full pipe would hang the agent, not the test).
+        let output = try OutputFile(path: dir + "/agent-\(UUID().uuidString.prefix(8)).out")
+        process.standardOutput = output.handle
+        process.standardError = output.handle
         try process.run()
+        try output.handle.close()
         let deadline = Date().addingTimeInterval(20)
         var port: Int?
         while port == nil {
@@ -90,7 +85,7 @@ final class AgentProcess: @unchecked Sendable {
         return AgentProcess(dataDir: dir, configPath: configPath, process: process, ip: ip, port: port!, output: output)
     }
 
-    private init(dataDir: String, configPath: String, process: Process, ip: String, port: Int, output: OutputBuffer) {
+    private init(dataDir: String, configPath: String, process: Process, ip: String, port: Int, output: OutputFile) {
         self.dataDir = dataDir
         self.configPath = configPath
         self.process = process
@@ -188,13 +183,21 @@ final class AgentProcess: @unchecked Sendable {
     }
 }
 
-/// Collects a child's output from the pipe's reader thread.
-final class OutputBuffer: Sendable {
-    private let data = Mutex(Data())
+/// A child's output (stdout and stderr), written to a file the child appends to.
+struct OutputFile: Sendable {
+    let path: String
+    /// The writing end given to the child; closed here once the child has it.
+    let handle: FileHandle
 
-    func append(_ chunk: Data) { data.withLock { $0.append(chunk) } }
+    init(path: String) throws {
+        guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+            throw AgentProcessError(description: "cannot create \(path)")
+        }
+        self.path = path
+        self.handle = handle
+    }
 
-    var text: String { data.withLock { String(decoding: $0, as: UTF8.self) } }
+    var text: String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
 }
 
 struct AgentProcessError: Error, CustomStringConvertible {
