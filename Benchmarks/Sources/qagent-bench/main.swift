@@ -17,8 +17,13 @@ case "lateness": try await LatenessBenchmark.run(jobs: option("--jobs", 20), sec
 case "exec": try await ExecutionBenchmark.run(tasks: option("--tasks", 2000), parallelism: option("--parallel", 2))
 case "dispatch": try await DispatchBenchmark.run(dispatches: option("--dispatches", 5000), concurrency: option("--concurrency", 64))
 case "json": JSONBenchmark.run(bytes: option("--bytes", 1_000_000))
+case "agent":
+    // The qagent CLI with a no-op Swift handler, bench.noop, compiled in (Benchmarks/peers.sh).
+    var handlers = HandlerRegistry()
+    handlers.register("bench.noop") { _ in }
+    await QAgent.main(arguments: Array(arguments.dropFirst()), handlers: handlers)
 case "restart": try await RestartBenchmark.run(leftovers: option("--leftovers", 10_000), instances: option("--instances", 10), repeats: option("--repeats", 3))
 default:
-    print("usage: qagent-bench cron-next [--iterations N] | idle-cpu [--jobs N] [--seconds S] | lateness [--jobs N] [--seconds S] | exec [--tasks N] [--parallel P] | dispatch [--dispatches N] [--concurrency C] | json [--bytes B] | restart [--leftovers N] [--instances I] [--repeats R]")
+    print("usage: qagent-bench cron-next [--iterations N] | idle-cpu [--jobs N] [--seconds S] | lateness [--jobs N] [--seconds S] | exec [--tasks N] [--parallel P] | dispatch [--dispatches N] [--concurrency C] | json [--bytes B] | restart [--leftovers N] [--instances I] [--repeats R] | agent QAGENT-ARGUMENTS...")
     exit(2)
 }

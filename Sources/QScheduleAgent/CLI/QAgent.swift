@@ -25,6 +25,14 @@ public enum QAgent {
             await QAgentCommand.main()
         }
     }
+
+    /// The same with explicit arguments (`["run", "--config", "agent.conf"]`), for a binary
+    /// that has commands of its own besides qagent's.
+    public static func main(arguments: [String], handlers: HandlerRegistry = HandlerRegistry()) async {
+        await $handlers.withValue(handlers) {
+            await QAgentCommand.main(arguments)
+        }
+    }
 }
 
 struct QAgentCommand: AsyncParsableCommand {
