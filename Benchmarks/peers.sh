@@ -140,6 +140,7 @@ kill "$MANY"; wait "$MANY" 2>/dev/null || true
 
 # --- nginx: the same /api/check answer as a static file --------------------------------------
 mkdir -p "$WORK/www/api/check" "$WORK/nginx"
+chmod 755 "$WORK"  # nginx's workers run as nobody when started by root
 printf '{"data":[],"ret":true}' >"$WORK/www/api/check/127.0.0.1.do"
 cat >"$WORK/nginx/nginx.conf" <<EOF
 worker_processes 2;

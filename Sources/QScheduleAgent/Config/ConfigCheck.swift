@@ -66,7 +66,10 @@ public enum ConfigCheck {
                 findings.append(Finding(severity: .error, location: tlsLine("agent", "tls_cert"), text: "\(error)"))
             }
         }
-        let clients: [(String, ClientTLSSettings?)] = [("report", config.report?.tls), ("scheduler", config.scheduler?.tls)]
+        let clients: [(String, ClientTLSSettings?)] = [
+            ("report", config.report?.tls), ("scheduler", config.scheduler?.tls),
+            ("cluster", config.cluster?.peerCAFile.map { ClientTLSSettings(caFile: $0) }),
+        ]
         for case let (table, tls?) in clients where !tls.isDefault {
             let location = tlsLine(table, tls.certificateFile == nil ? "ca_file" : "cert_file")
             do {

@@ -48,12 +48,10 @@ extension TableReader {
         return path
     }
 
-    /// `ca_file`, `cert_file`, `key_file` of an upstream table (`[report]`, `[scheduler]`,
-    /// `[cluster]` has `ca_file` only); a key file others can read is a warning or, strict,
-    /// an error.
-    func clientTLS(baseDirectory: String, strict: Bool, warnings: inout [String], certificates: Bool = true) throws -> ClientTLSSettings {
+    /// `ca_file`, `cert_file`, `key_file` of an upstream table (`[report]`, `[scheduler]`); a
+    /// key file others can read is a warning or, strict, an error.
+    func clientTLS(baseDirectory: String, strict: Bool, warnings: inout [String]) throws -> ClientTLSSettings {
         var tls = ClientTLSSettings(caFile: try pemFile("ca_file", baseDirectory: baseDirectory))
-        guard certificates else { return tls }
         tls.certificateFile = try pemFile("cert_file", baseDirectory: baseDirectory)
         tls.keyFile = try pemFile("key_file", baseDirectory: baseDirectory)
         if tls.certificateFile != nil, tls.keyFile == nil { throw error("cert_file", "needs key_file (the certificate's private key)") }
