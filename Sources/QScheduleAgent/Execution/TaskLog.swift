@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Synchronization
 
 /// A task's log file under `data_dir/logs`, capped at `max_log_bytes`.
@@ -81,12 +82,14 @@ public final class TaskLog: Sendable {
             state.truncated = state.written >= maxBytes
         }
         if state.handle == nil {
-            guard FileManager.default.createFile(atPath: path, contents: nil),
-                  let handle = FileHandle(forWritingAtPath: path) else {
+            // One open(2): FileManager.createFile writes a temporary file and renames it (two
+            // inodes and a rename per task), which showed in the no-op task profile.
+            let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard descriptor >= 0 else {
                 state.closed = true
                 return nil
             }
-            state.handle = handle
+            state.handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
         }
         return state.handle
     }

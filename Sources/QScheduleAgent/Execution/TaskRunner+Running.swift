@@ -14,13 +14,12 @@ extension TaskRunner {
                 let head = slot.queue[0].acceptedAt
                 if next == nil || head < next!.acceptedAt { next = (name, head) }
             }
-            guard let name = next?.name, var slot = jobs[name] else { return }
-            let record = slot.queue.removeFirst()
+            // Mutated in place (never copied out and back): the queue may hold thousands.
+            guard let name = next?.name, let record = jobs[name]?.queue.popFirst() else { return }
             let (stops, stop) = AsyncStream.makeStream(of: StopReason.self, bufferingPolicy: .bufferingNewest(1))
             let startTime = Date().epochMilliseconds
             let progress = TaskProgress()
-            slot.running[record.id] = RunningTask(record: record, startTime: startTime, progress: progress, stop: stop)
-            jobs[name] = slot
+            jobs[name]?.running[record.id] = RunningTask(record: record, startTime: startTime, progress: progress, stop: stop)
             waitingTotal -= 1
             runningTotal += 1
             // Submitted now, in the turn that freed the slot: it shares a transaction with the

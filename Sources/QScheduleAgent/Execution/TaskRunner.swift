@@ -1,3 +1,4 @@
+import DequeModule
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -21,7 +22,9 @@ public actor TaskRunner: Service {
         var retiring = false
         var enabled: Bool
         var canSchedule: Bool
-        var queue: [TaskRecord] = []
+        /// Admitted and journaled, oldest first (a deque: a flood of thousands queued must
+        /// not cost a copy of the queue per started task).
+        var queue: Deque<TaskRecord> = []
         var running: [String: RunningTask] = [:]
         /// Ended, completion not yet committed: no longer holds a slot, still "executing" for
         /// `/api/check` (start time by id).
@@ -269,23 +272,10 @@ public actor TaskRunner: Service {
                 return .journalFailed
             }
         }
-        guard var slot = jobs[name], !slot.retiring else { return .refused(.jobNotFound) }
-        guard slot.enabled || !hostSwitches else { return .refused(.jobDisabled) }
-        guard !draining else { return .refused(.draining) }
-        guard slot.canSchedule || !hostSwitches else { return .refused(.workerOffline) }
-        switch slot.config.overlap {
-        case .discard:
-            if slot.active > 0 { return .refused(.jobBusy) }
-        case .concurrent, .serial:
-            if slot.active >= slot.slots + slot.config.maxQueued { return .refused(.overloaded) }
-        case .cover:
-            break  // a newer task supersedes the others: the job never holds more than two
-        }
-        if runningTotal + waitingTotal >= settings.maxRunning + settings.maxQueued { return .refused(.overloaded) }
-        if let outboxLimit, store.outboxDepth.value + unreportedTasks >= outboxLimit { return .refused(.outboxFull) }
-
-        slot.reserved += 1
-        jobs[name] = slot
+        if let refusal = refusal(job: name, hostSwitches: hostSwitches) { return .refused(refusal) }
+        // In place: a copy of the slot held across the journal's await below would make every
+        // other admission and start copy the job's whole queue.
+        jobs[name]?.reserved += 1
         waitingTotal += 1
         let answer: JournalAnswer
         if let reopened {
@@ -303,6 +293,25 @@ public actor TaskRunner: Service {
         if jobs[name]?.config.overlap == .cover { await cover(job: name, by: record.id) }
         pump()
         return answer.result
+    }
+
+    /// Why a new task of `name` cannot be admitted now; `nil` when it can.
+    private func refusal(job name: String, hostSwitches: Bool) -> RefusalReason? {
+        guard let slot = jobs[name], !slot.retiring else { return .jobNotFound }
+        guard slot.enabled || !hostSwitches else { return .jobDisabled }
+        guard !draining else { return .draining }
+        guard slot.canSchedule || !hostSwitches else { return .workerOffline }
+        switch slot.config.overlap {
+        case .discard:
+            if slot.active > 0 { return .jobBusy }
+        case .concurrent, .serial:
+            if slot.active >= slot.slots + slot.config.maxQueued { return .overloaded }
+        case .cover:
+            break  // a newer task supersedes the others: the job never holds more than two
+        }
+        if runningTotal + waitingTotal >= settings.maxRunning + settings.maxQueued { return .overloaded }
+        if let outboxLimit, store.outboxDepth.value + unreportedTasks >= outboxLimit { return .outboxFull }
+        return nil
     }
 
     /// The outcome of trying to journal one task.
