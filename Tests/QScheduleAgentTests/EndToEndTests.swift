@@ -42,11 +42,16 @@ struct EndToEndTests {
             let duration = try #require(info["lastDuration"]?.intValue)
             #expect(duration >= 1500)
             // sleep prints nothing: the log holds only its closing line, and reads as complete.
+            // A silent success gets no file; its closing line is told from the journal.
             let taskID = try #require(dispatched.message)
             let log = try await agent.call("GET", "/api2/tasks/\(taskID)/log.do")
             #expect(taskOutput(log.data?["text"]?.stringValue) == "")
-            #expect(closingLine(log.data?["text"]?.stringValue)?.hasSuffix(": exit code 0") == true)
-            #expect(log.data?["complete"] == .bool(true))
+            #expect(log.data?["text"]?.stringValue == "[qagent] task finished (200) after \(duration) ms: exit code 0\n", "\(log.text)")
+            #expect(log.data?["complete"] == .bool(true) && log.data?["size"]?.intValue == Int64(log.data?["text"]?.stringValue?.utf8.count ?? -1))
+            #expect(!FileManager.default.fileExists(atPath: agent.dataDir + "/logs/\(taskID).log"))
+            let rest = try await agent.call("GET", "/api2/tasks/\(taskID)/log.do?offset=20")
+            let whole = Array((log.data?["text"]?.stringValue ?? "").utf8)
+            #expect(rest.data?["text"]?.stringValue == String(decoding: whole.dropFirst(20), as: UTF8.self), "\(rest.text)")
         }
     }
 

@@ -8,7 +8,10 @@ import Synchronization
 /// lines through ``write(_:)`` or their ``TaskContext/logger``. Past the cap, one marker
 /// line says so and the rest is discarded (still read from the child, so it never blocks).
 /// The file is created on the first write; every task's log ends with a closing line
-/// (``close(closingLine:)``) saying how the task ended, written even past the cap.
+/// (``close(closingLine:createIfEmpty:)``) saying how the task ended, written even past the
+/// cap. A task that succeeded without writing anything gets no file: its log (the closing
+/// line alone) is told from its journal record (``TaskRunner/closingLine(result:message:durationMs:)``),
+/// which spares a file creation per task, the costliest step of a no-op task.
 public final class TaskLog: Sendable {
     private struct State {
         var handle: FileHandle?
@@ -95,10 +98,11 @@ public final class TaskLog: Sendable {
     }
 
     /// Closes the file; later writes are dropped. `closingLine` (how the task ended) is
-    /// appended first, past the cap if need be, on a line of its own.
-    func close(closingLine: String? = nil) {
+    /// appended first, past the cap if need be, on a line of its own; when nothing was
+    /// written and `createIfEmpty` is false, no file is created for it.
+    func close(closingLine: String? = nil, createIfEmpty: Bool = true) {
         state.withLock { state in
-            if let closingLine, !state.closed, let handle = open(&state) {
+            if let closingLine, !state.closed, state.handle != nil || createIfEmpty || appends, let handle = open(&state) {
                 let separator = state.written > 0 && !state.truncated && !state.endsWithNewline ? "\n" : ""
                 try? handle.write(contentsOf: Data((separator + closingLine + "\n").utf8))
             }

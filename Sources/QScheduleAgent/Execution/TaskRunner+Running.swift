@@ -162,7 +162,8 @@ extension TaskRunner {
             backoff = shutdown ? nil : await retryBackoff(record, outcome: outcome, config: config)
             var closing = Self.closingLine(outcome, durationMs: Date().epochMilliseconds - order.startTime, shutdown: shutdown)
             if let backoff { closing += "; retried as attempt \(record.attempt + 1) in \(backoff.nanoseconds / 1_000_000) ms" }
-            log.close(closingLine: closing)
+            // A silent success needs no file: its closing line is told from the journal.
+            log.close(closingLine: closing, createIfEmpty: outcome.result != .succeeded || backoff != nil || shutdown)
         }
         if outcome.stoppedBy == .shutdown, config.recover == .retry {
             // Shutdown stopped it: the journal keeps it unfinished; the next start runs it again.
@@ -260,9 +261,15 @@ extension TaskRunner {
         if shutdown {
             return "[qagent] task stopped by the agent's shutdown \(took); the job's recover policy settles it at the next start"
         }
-        let ending = outcome.result.ending(message: outcome.message)
-        let how = outcome.result == .none ? ending : "\(ending) (\(outcome.result.rawValue))"
-        let detail = outcome.message.count > 2_000 ? String(outcome.message.prefix(2_000)) + "…" : outcome.message
-        return "[qagent] task \(how) \(took): \(detail)"
+        return closingLine(result: outcome.result, message: outcome.message, durationMs: durationMs)
+    }
+
+    /// The closing line of a task that ended with `result`: also what the log of a task that
+    /// succeeded silently (no file) reads as.
+    static func closingLine(result: TaskResult, message: String, durationMs: Int64) -> String {
+        let ending = result.ending(message: message)
+        let how = result == .none ? ending : "\(ending) (\(result.rawValue))"
+        let detail = message.count > 2_000 ? String(message.prefix(2_000)) + "…" : message
+        return "[qagent] task \(how) after \(durationMs) ms: \(detail)"
     }
 }

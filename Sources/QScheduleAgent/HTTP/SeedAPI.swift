@@ -371,6 +371,11 @@ struct SeedAPI: Sendable {
                 try? handle.seek(toOffset: UInt64(offset))
                 chunk = (try? handle.read(upToCount: Self.logChunkBytes)) ?? Data()
             }
+        } else if finished, record.result == .succeeded, let duration = record.duration {
+            // It succeeded without writing anything: no file; its log is the closing line.
+            let text = Data((TaskRunner.closingLine(result: record.result, message: record.message, durationMs: duration) + "\n").utf8)
+            size = text.count
+            if offset < size { chunk = text.suffix(from: offset) }
         }
         let next = min(max(offset, 0), size) + chunk.count
         return EnvelopeResponse.data(TaskLogChunk(
