@@ -29,6 +29,13 @@ enum EnvelopeResponse {
         make(Envelope<String>(ret: true, message: message, reason: nil, data: nil))
     }
 
+    /// `{"data":[],"ret":true}`, encoded once: an idle host's `/api/check`, which deploys poll.
+    static func emptyList() -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: ResponseBody(byteBuffer: emptyListBody))
+    }
+
+    private static let emptyListBody = ByteBuffer(data: (try? encoder.encode(Envelope<[String]>(ret: true, message: nil, reason: nil, data: []))) ?? Data())
+
     static func data(_ payload: some Encodable) -> Response {
         make(Envelope(ret: true, message: nil, reason: nil, data: payload))
     }

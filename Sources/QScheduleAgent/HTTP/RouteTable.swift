@@ -42,7 +42,7 @@ struct RouteTable<Handler: Sendable>: Sendable {
     }
 
     func match(method: HTTPRequest.Method, path: String) -> Match {
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+        let parts = Array(path.split(separator: "/", omittingEmptySubsequences: false).dropFirst())
         var allowed: [HTTPRequest.Method] = []
         for route in routes {
             guard let captured = Self.capture(route.segments, parts) else { continue }
@@ -53,7 +53,7 @@ struct RouteTable<Handler: Sendable>: Sendable {
     }
 
     /// `nil` when the segments do not match; otherwise the captured text (if any).
-    private static func capture(_ segments: [Segment], _ parts: [String]) -> (value: String?, Void)? {
+    private static func capture(_ segments: [Segment], _ parts: [Substring]) -> (value: String?, Void)? {
         guard segments.count == parts.count else { return nil }
         var captured: String?
         for (segment, part) in zip(segments, parts) {
@@ -63,7 +63,7 @@ struct RouteTable<Handler: Sendable>: Sendable {
             case .capture(let suffix):
                 guard part.hasSuffix(suffix), part.count > suffix.count else { return nil }
                 let raw = String(part.dropLast(suffix.count))
-                captured = raw.removingPercentEncoding ?? raw
+                captured = raw.contains("%") ? raw.removingPercentEncoding ?? raw : raw
             }
         }
         return (captured, ())

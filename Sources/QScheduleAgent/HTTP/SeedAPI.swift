@@ -471,7 +471,7 @@ struct SeedAPI: Sendable {
         }
         switch await activeJobViews() {
         case .failure(let failure): return failure.response
-        case .success(let views): return EnvelopeResponse.data(views)
+        case .success(let views): return views.isEmpty ? EnvelopeResponse.emptyList() : EnvelopeResponse.data(views)
         }
     }
 
