@@ -21,7 +21,7 @@ extension TaskRunner {
             if var slot = jobs[config.name] {
                 guard slot.config != config || slot.retiring else { continue }
                 if slot.retiring { outcome.added.append(config.name) } else { outcome.changed.append(config.name) }
-                (slot.config, slot.executor, slot.enabled, slot.retiring) = (config, executor, enabled, false)
+                (slot.definition, slot.enabled, slot.retiring) = (JobDefinition(config: config, executor: executor), enabled, false)
                 jobs[config.name] = slot
             } else {
                 jobs[config.name] = JobSlot(config: config, executor: executor, enabled: enabled, canSchedule: states[config.name]?.canSchedule ?? true)

@@ -13,10 +13,23 @@ import ServiceLifecycle
 /// The runner is a `Service`: tasks execute as children of ``run()``, so a shutdown of the
 /// service group reaches them as cancellation, which stops their process groups.
 public actor TaskRunner: Service {
+    /// A job's definition and how it runs, shared by reference: the slots' dictionary then
+    /// holds a pointer per job, not the whole definition (10,000 jobs).
+    final class JobDefinition: Sendable {
+        let config: JobConfig
+        let executor: TaskExecutor
+
+        init(config: JobConfig, executor: TaskExecutor) {
+            self.config = config
+            self.executor = executor
+        }
+    }
+
     /// One job's live state on this host.
     struct JobSlot {
-        var config: JobConfig
-        var executor: TaskExecutor
+        var definition: JobDefinition
+        var config: JobConfig { definition.config }
+        var executor: TaskExecutor { definition.executor }
         /// Removed from `agent.conf` by a reload: takes no new task; its active ones finish,
         /// then the slot goes.
         var retiring = false
@@ -42,6 +55,12 @@ public actor TaskRunner: Service {
         }
 
         var active: Int { running.count + queue.count + reserved + delayed.count }
+
+        init(config: JobConfig, executor: TaskExecutor, enabled: Bool, canSchedule: Bool) {
+            definition = JobDefinition(config: config, executor: executor)
+            self.enabled = enabled
+            self.canSchedule = canSchedule
+        }
     }
 
     /// A started task: what is needed to stop it and to answer `/api/check`.

@@ -18,10 +18,17 @@ public actor CronScheduler: Service {
         public var skips: [String: Int] = [:]
     }
 
-    private struct Job {
+    /// A class: the plan's dictionary holds a pointer per job, not the expression (10,000 jobs).
+    private final class Job {
         let cron: CronExpression
         let misfire: MisfirePolicy
         var next: Int64?
+
+        init(cron: CronExpression, misfire: MisfirePolicy, next: Int64?) {
+            self.cron = cron
+            self.misfire = misfire
+            self.next = next
+        }
     }
 
     /// How late a fire may be before it counts as missed (process suspended, clock jump).
