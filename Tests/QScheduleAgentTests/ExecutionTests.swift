@@ -215,6 +215,33 @@ struct ExecutionTests {
         }
     }
 
+    @Test("a thrown error is recorded with what it says: LocalizedError's description, a CustomStringConvertible's, else its qualified type and case (task info, log closing line)")
+    func thrownErrors() async throws {
+        var handlers = HandlerRegistry()
+        handlers.register("s.localized") { _ in throw BucketFull() }
+        handlers.register("s.described") { _ in throw QuotaExceeded(table: "orders") }
+        handlers.register("s.enum") { _ in throw ExportFailure.tableMissing("orders") }
+        handlers.register("s.struct") { _ in throw PlainFailure(code: 3) }
+        let jobs = ["s.localized", "s.described", "s.enum", "s.struct"].map { "[[job]]\nname = \"\($0)\"\n" }.joined()
+        let expected = [
+            "s.localized": "the export bucket is full",
+            "s.described": "quota exceeded for orders",
+            "s.enum": #"QScheduleAgentTests.ExportFailure.tableMissing("orders")"#,
+            "s.struct": "QScheduleAgentTests.PlainFailure(code: 3)",
+        ]
+        try await InProcessAgent.with(jobs: jobs, handlers: handlers) { agent in
+            for (job, message) in expected.sorted(by: { $0.key < $1.key }) {
+                let id = try #require(try await agent.call(.post, "/api2/tasks.do", body: #"{"job":"\#(job)"}"#).message)
+                #expect(try await eventually { try agent.agent.store.task(id)?.status == .finished })
+                let info = try await agent.call(.get, "/api2/tasks/\(id).do")
+                #expect(info.data?["state"] == .string("finished") && info.data?["lastState"] == .int(500), "\(info.text)")
+                #expect(info.data?["message"]?.stringValue == message, "\(job): \(info.text)")
+                let log = try await agent.call(.get, "/api2/tasks/\(id)/log.do").data?["text"]?.stringValue
+                #expect(closingLine(log)?.hasSuffix(" ms: \(message)") == true, "\(job): \(log ?? "")")
+            }
+        }
+    }
+
     @Test("a Swift handler that ignores cancellation is recorded 504 after deadline + grace, while it still runs; its late result is discarded")
     func uncooperativeHandler() async throws {
         let returned = Flag()
@@ -250,4 +277,22 @@ final class Flag: Sendable {
     private let value = Mutex(false)
     func set() { value.withLock { $0 = true } }
     var isSet: Bool { value.withLock { $0 } }
+}
+
+/// Errors thrown by the handlers of ``ExecutionTests/thrownErrors()``.
+private struct BucketFull: LocalizedError {
+    var errorDescription: String? { "the export bucket is full" }
+}
+
+private struct QuotaExceeded: Error, CustomStringConvertible {
+    var table: String
+    var description: String { "quota exceeded for \(table)" }
+}
+
+enum ExportFailure: Error {
+    case tableMissing(String)
+}
+
+struct PlainFailure: Error {
+    var code: Int
 }

@@ -120,7 +120,7 @@ struct StoppableRun: Sendable {
         } catch is CancellationError {
             return .failed("cancelled")
         } catch {
-            return .failed("\(error)")
+            return .failed(ErrorDescription.of(error))
         }
     }
 }
