@@ -96,7 +96,7 @@ struct ConfigLoaderTests {
             "max_log_bytes": "\(agent.maxLogBytes)", "retention_days": "\(agent.retentionDays)", "idle_timeout": "\(agent.idleTimeout)",
             "read_timeout": "\(agent.readTimeout)", "max_connections": "\(agent.maxConnections)",
             "log_format": "\"\(agent.logFormat.rawValue)\"", "metrics_token": "\(agent.metricsToken)",
-            "strict_permissions": "\(agent.strictPermissions)",
+            "strict_permissions": "\(agent.strictPermissions)", "blocking_threads": "\(agent.blockingThreads)",
         ]
         // Keys without a default value: their comment says what happens without them.
         let noDefault: Set<String> = ["token", "token_file", "advertise_ip", "timezone", "tls_cert", "tls_key", "tls_client_ca"]

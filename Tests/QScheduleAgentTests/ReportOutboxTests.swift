@@ -59,7 +59,7 @@ struct ReportOutboxTests {
 
             let receiver = try await FakeUpstream.start(port: port)
             defer { Task { await receiver.stop() } }
-            #expect(await eventually(seconds: 20) { Set(receiver.state.reportIDs) == Set(ids) })
+            #expect(await eventually(seconds: 60) { Set(receiver.state.reportIDs) == Set(ids) })
             #expect(try await eventually { try await Self.report(agent)["depth"]?.intValue == 0 })
             let delivered = try await Self.report(agent)
             #expect(delivered["consecutiveFailures"]?.intValue == 0)
@@ -94,7 +94,7 @@ struct ReportOutboxTests {
             if mode != .slow(seconds: 2.5) { #expect(receiver.state.reports.isEmpty) }
 
             receiver.state.mode.withLock { $0 = .accept }
-            #expect(await eventually(seconds: 20) { Set(receiver.state.reportIDs) == Set(ids) })
+            #expect(await eventually(seconds: 60) { Set(receiver.state.reportIDs) == Set(ids) })
             #expect(try await eventually { try await Self.report(agent)["depth"]?.intValue == 0 })
             #expect(Set(receiver.state.reportIDs).isSubset(of: Set(ids)))
         }
@@ -113,7 +113,7 @@ struct ReportOutboxTests {
             let due = try #require(report["nextAttemptAt"]?.intValue)
             #expect(due - Date().epochMilliseconds > 1000)  // backoff alone would be ≤ 200 ms
             receiver.state.mode.withLock { $0 = .accept }
-            #expect(await eventually(seconds: 20) { receiver.state.reportIDs == ids })
+            #expect(await eventually(seconds: 60) { receiver.state.reportIDs == ids })
             let times = receiver.state.recorded.withLock { $0.attemptTimes }
             #expect(times.count == 2)
             #expect(times[1] - times[0] >= .milliseconds(1900))
@@ -136,7 +136,7 @@ struct ReportOutboxTests {
 
             let receiver = try await FakeUpstream.start(port: port)
             defer { Task { await receiver.stop() } }
-            #expect(await eventually(seconds: 20) { Set(receiver.state.reportIDs) == Set(ids) })
+            #expect(await eventually(seconds: 60) { Set(receiver.state.reportIDs) == Set(ids) })
             #expect(receiver.state.reports.allSatisfy { $0["state"]?.intValue == 499 })
             #expect(try await eventually { try await agent.call(.post, "/api2/tasks.do", body: #"{"job":"r.quick"}"#).ret == true })
         }
@@ -158,7 +158,7 @@ struct ReportOutboxTests {
 
             let receiver = try await FakeUpstream.start(port: port)
             defer { Task { await receiver.stop() } }
-            #expect(await eventually(seconds: 20) { Set(receiver.state.reportIDs) == Set(ids) })
+            #expect(await eventually(seconds: 60) { Set(receiver.state.reportIDs) == Set(ids) })
             #expect(receiver.state.reportPosts >= 3)
         }
     }
@@ -220,7 +220,7 @@ struct ReportOutboxEndToEndTests {
         let receiver = try await FakeUpstream.start(port: port)
         defer { Task { await receiver.stop() } }
         let second = try await AgentProcess.start(jobs: jobs, dataDir: first.dataDir)
-        #expect(await eventually(seconds: 20) { Set(receiver.state.reportIDs) == expected })
+        #expect(await eventually(seconds: 60) { Set(receiver.state.reportIDs) == expected })
         #expect(receiver.state.reports.allSatisfy { $0["address"]?.stringValue == "127.0.0.1:\(first.port)" })
         _ = try await second.stop()
     }

@@ -148,7 +148,7 @@ struct TLSTests {
         // With it: delivered.
         try await InProcessAgent.with(jobs: jobs("ca_file = \"\(certs.caFile)\"\ncert_file = \"\(certs.clientCert)\"\nkey_file = \"\(certs.clientKey)\"")) { agent in
             let ids = try await ReportOutboxTests.dispatch(agent, 3)
-            #expect(await eventually(seconds: 20) { Set(receiver.state.reportIDs).isSuperset(of: Set(ids)) })
+            #expect(await eventually(seconds: 60) { Set(receiver.state.reportIDs).isSuperset(of: Set(ids)) })
             #expect(try await eventually { try await ReportOutboxTests.report(agent)["depth"]?.intValue == 0 })
         }
     }

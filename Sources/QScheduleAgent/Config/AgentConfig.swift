@@ -126,6 +126,9 @@ public struct AgentSettings: Sendable {
     public var strictPermissions = false
     /// HTTPS (and, with a client CA, mutual TLS) on the listener; `nil` = plain HTTP.
     public var tls: ListenerTLSSettings?
+    /// Threads for Swift handlers' blocking work (`TaskContext.blocking`, `register(_:blocking:)`),
+    /// apart from the cooperative pool that serves requests and fires crons.
+    public var blockingThreads: Int = 8
     /// Not a config key: `.unsafeNoSync` exists only for the durability benchmark's baseline.
     public var journalDurability: AgentStore.Durability = .full
 

@@ -49,7 +49,7 @@ public enum ConfigLoader {
                 "app_name", "app_id", "listen", "advertise_ip", "data_dir", "token", "token_file", "timezone",
                 "shutdown_grace", "max_running", "max_queued", "max_request_bytes", "kill_grace", "max_log_bytes", "retention_days",
                 "idle_timeout", "read_timeout", "max_connections", "log_format", "metrics_token", "strict_permissions",
-                "tls_cert", "tls_key", "tls_client_ca",
+                "tls_cert", "tls_key", "tls_client_ca", "blocking_threads",
             ])
             settings.strictPermissions = try reader.bool("strict_permissions") ?? settings.strictPermissions
             settings.appName = try reader.string("app_name") ?? settings.appName
@@ -107,6 +107,7 @@ public enum ConfigLoader {
             settings.retentionDays = try reader.int("retention_days", range: 1...3650) ?? settings.retentionDays
             settings.logFormat = try reader.choice("log_format", LogFormat.self) ?? settings.logFormat
             settings.metricsToken = try reader.bool("metrics_token") ?? settings.metricsToken
+            settings.blockingThreads = try reader.int("blocking_threads", range: 1...256) ?? settings.blockingThreads
             settings.tls = try reader.listenerTLS(baseDirectory: baseDirectory, strict: settings.strictPermissions, warnings: &warnings)
         } else {
             settings.dataDir = resolve(settings.dataDir, against: baseDirectory)

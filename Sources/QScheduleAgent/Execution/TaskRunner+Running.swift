@@ -153,7 +153,7 @@ extension TaskRunner {
             let deadline = config.timeout > 0 ? Date(timeIntervalSince1970: Double(order.startTime) / 1000 + Double(config.timeout)) : nil
             let context = TaskContext(
                 taskID: record.id, job: record.job, paramText: record.param,
-                attempt: record.attempt, deadline: deadline, log: log, progress: order.progress)
+                attempt: record.attempt, deadline: deadline, log: log, progress: order.progress, blockingPool: blockingPool)
             let run = StoppableRun(store: store, runDirectory: runDirectory, instance: instance, killGrace: settings.killGrace)
             outcome = await run.run(
                 executor, context: context, timeout: config.timeout, startTime: order.startTime, stops: order.stops, stop: order.stop)

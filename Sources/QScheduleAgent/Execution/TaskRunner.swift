@@ -1,6 +1,7 @@
 import DequeModule
 import Foundation
 import Logging
+import NIOPosix
 import ServiceLifecycle
 
 /// Admits, queues, starts and finishes tasks on this host (DESIGN §3).
@@ -110,6 +111,8 @@ public actor TaskRunner: Service {
     /// The host's journal.
     let store: AgentStore
     let settings: AgentSettings
+    /// `blocking_threads` threads for handlers' blocking work, shut down when ``run()`` ends.
+    let blockingPool: NIOThreadPool
     private let idGenerator: TaskIDGenerator
     /// This agent process's `QSCHEDULE_AGENT_INSTANCE`, recorded with each command's pid.
     let instance: String
@@ -150,6 +153,8 @@ public actor TaskRunner: Service {
         self.jobs = slots
         self.store = store
         self.settings = settings
+        blockingPool = NIOThreadPool(numberOfThreads: settings.blockingThreads)
+        blockingPool.start()
         self.idGenerator = idGenerator
         self.instance = instance
         self.logger = logger
@@ -177,6 +182,8 @@ public actor TaskRunner: Service {
         } onGracefulShutdown: {
             self.startContinuation.finish()
         }
+        // Every task is over: no handler waits on the pool any more.
+        try? await blockingPool.shutdownGracefully()
     }
 
     // MARK: Jobs

@@ -41,6 +41,16 @@ public struct HandlerRegistry: Sendable {
         handlers[name] = ClosureJobHandler(body)
     }
 
+    /// Registers a synchronous closure that blocks its thread (synchronous I/O, `sleep`, a C
+    /// library) for jobs named `name`: it runs whole on the agent's `blocking_threads` pool,
+    /// never on the cooperative pool that serves requests (see ``TaskContext/blocking(_:)``).
+    /// Cancellation is checked when it returns.
+    public mutating func register(_ name: String, blocking body: @escaping @Sendable (TaskContext) throws -> Void) {
+        handlers[name] = ClosureJobHandler { context in
+            try await context.blocking { try body(context) }
+        }
+    }
+
     /// The handler registered under `name`.
     public func handler(named name: String) -> (any JobHandler)? {
         handlers[name]

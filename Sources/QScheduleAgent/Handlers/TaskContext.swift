@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import Logging
 import Synchronization
 
@@ -26,7 +27,14 @@ public struct TaskContext: Sendable {
     /// The param as the compact JSON text journaled with the task (what a command reads).
     let paramText: String
 
-    init(taskID: String, job: String, paramText: String, attempt: Int, deadline: Date?, log: TaskLog, progress: TaskProgress = TaskProgress()) {
+    /// Where ``blocking(_:)`` runs its work: the agent's `blocking_threads`.
+    let blockingPool: NIOThreadPool
+
+    init(
+        taskID: String, job: String, paramText: String, attempt: Int, deadline: Date?, log: TaskLog, progress: TaskProgress = TaskProgress(),
+        blockingPool: NIOThreadPool = .singleton
+    ) {
+        self.blockingPool = blockingPool
         self.taskID = taskID
         self.job = job
         self.paramText = paramText
@@ -38,6 +46,27 @@ public struct TaskContext: Sendable {
         var logger = Logger(label: "qagent.task.\(job)") { _ in TaskLogHandler(log: log) }
         logger[metadataKey: "task"] = "\(taskID)"
         self.logger = logger
+    }
+
+    // MARK: Blocking work
+
+    /// Runs `work`, which blocks its thread (synchronous file or network I/O, `sleep`, a C
+    /// library), on the agent's own pool of `blocking_threads` threads, and returns its result.
+    ///
+    /// The cooperative pool that serves HTTP, acknowledges dispatches and fires crons has as
+    /// many threads as cores: a handler that blocks one of them slows the whole agent. Work
+    /// run here cannot. A blocking call cannot be interrupted: cancellation (timeout, kill,
+    /// cover) is checked when it returns, and then throws `CancellationError`, so the task is
+    /// recorded by why it was stopped. Keep each call short enough for `kill_grace`.
+    ///
+    /// ```swift
+    /// let rows = try await context.blocking { try legacyExport(table: "orders") }
+    /// ```
+    public func blocking<Result: Sendable>(_ work: @escaping @Sendable () throws -> Result) async throws -> Result {
+        try checkCancellation()
+        let result = try await blockingPool.runIfActive(work)
+        try checkCancellation()
+        return result
     }
 
     // MARK: Cancellation
