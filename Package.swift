@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "QScheduleAgent", targets: ["QScheduleAgent"]),
+        .library(name: "QScheduleAgentTesting", targets: ["QScheduleAgentTesting"]),
         .executable(name: "qagent", targets: ["qagent"]),
     ],
     dependencies: [
@@ -58,6 +59,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "QScheduleAgentTesting",
+            dependencies: ["QScheduleAgent"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "qagent",
             dependencies: ["QScheduleAgent"],
@@ -79,6 +85,7 @@ let package = Package(
             name: "QScheduleAgentTests",
             dependencies: [
                 "QScheduleAgent",
+                "QScheduleAgentTesting",
                 "qagent",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),

@@ -33,7 +33,7 @@ public final class TaskLog: Sendable {
 
     /// A log at `path`; the file is created (truncating) on the first write, or with `append`
     /// continued (its bytes count against the cap).
-    init(path: String, maxBytes: Int, append: Bool = false) {
+    package init(path: String, maxBytes: Int, append: Bool = false) {
         self.path = path
         self.maxBytes = maxBytes
         appends = append
@@ -100,7 +100,7 @@ public final class TaskLog: Sendable {
     /// Closes the file; later writes are dropped. `closingLine` (how the task ended) is
     /// appended first, past the cap if need be, on a line of its own; when nothing was
     /// written and `createIfEmpty` is false, no file is created for it.
-    func close(closingLine: String? = nil, createIfEmpty: Bool = true) {
+    package func close(closingLine: String? = nil, createIfEmpty: Bool = true) {
         state.withLock { state in
             if let closingLine, !state.closed, state.handle != nil || createIfEmpty || appends, let handle = open(&state) {
                 let separator = state.written > 0 && !state.truncated && !state.endsWithNewline ? "\n" : ""

@@ -5,8 +5,8 @@ import Foundation
 /// `errorDescription`; else a `CustomStringConvertible` description; else the error's type and
 /// value, module-qualified (`Exports.ExportError.tableMissing("orders")`), never a bare case
 /// name such as `tableMissing("orders")`.
-enum ErrorDescription {
-    static func of(_ error: any Error) -> String {
+package enum ErrorDescription {
+    package static func of(_ error: any Error) -> String {
         if let localized = error as? any LocalizedError, let text = localized.errorDescription { return text }
         if let described = (error as Any) as? any CustomStringConvertible { return described.description }
         let value = String(describing: error)

@@ -30,7 +30,7 @@ public struct TaskContext: Sendable {
     /// Where ``blocking(_:)`` runs its work: the agent's `blocking_threads`.
     let blockingPool: NIOThreadPool
 
-    init(
+    package init(
         taskID: String, job: String, paramText: String, attempt: Int, deadline: Date?, log: TaskLog, progress: TaskProgress = TaskProgress(),
         blockingPool: NIOThreadPool = .singleton
     ) {
@@ -209,20 +209,22 @@ final class LazyParam: Sendable {
 }
 
 /// Progress reported by a running Swift handler.
-final class TaskProgress: Sendable {
-    struct Snapshot: Sendable, Equatable, Encodable {
-        var fraction: Double
-        var message: String?
+package final class TaskProgress: Sendable {
+    package struct Snapshot: Sendable, Equatable, Encodable {
+        package var fraction: Double
+        package var message: String?
     }
 
     private let state = Mutex<Snapshot?>(nil)
+
+    package init() {}
 
     func set(fraction: Double, message: String?) {
         let clamped = fraction.isNaN ? 0 : min(1, max(0, fraction))
         state.withLock { $0 = Snapshot(fraction: clamped, message: message) }
     }
 
-    var snapshot: Snapshot? { state.withLock { $0 } }
+    package var snapshot: Snapshot? { state.withLock { $0 } }
 }
 
 /// A swift-log handler writing `time level message metadata` lines into a task's log.

@@ -16,10 +16,14 @@ public protocol TypedJobHandler: Sendable {
 }
 
 /// Adapts a ``TypedJobHandler`` to the raw ``JobHandler``.
-struct TypedJobHandlerAdapter<Handler: TypedJobHandler>: JobHandler {
+package struct TypedJobHandlerAdapter<Handler: TypedJobHandler>: JobHandler {
     let handler: Handler
 
-    func run(_ context: TaskContext) async throws {
+    package init(handler: Handler) {
+        self.handler = handler
+    }
+
+    package func run(_ context: TaskContext) async throws {
         try await handler.run(try context.decodeParam(Handler.Param.self), context: context)
     }
 }
