@@ -4,6 +4,29 @@ import Testing
 
 @Suite("SQLite store")
 struct AgentStoreTests {
+    @Test("the outbox count stays the table's while reports are removed and queued at once (a removal never erases a report committed meanwhile)")
+    func outboxCountUnderRace() async throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try AgentStore(dataDirectory: dir, reportAddress: { "127.0.0.1:20010" })
+        defer { try? store.close() }
+        @Sendable func finish(_ id: String) async throws {
+            try await store.insertTask(TaskRecord(id: id, job: "j", param: "{}", trigger: .dispatch, acceptedAt: 1000))
+            try await store.markRunning(id, attempt: 1, startTime: 1100)
+            try await store.finishTask(TaskCompletion(taskID: id, job: "j", result: .succeeded, startTime: 1100, endTime: 1200, message: "ok"))
+        }
+        try await finish("r-0")
+        for round in 1...150 {
+            let queued = try store.outboxBatch(limit: 100, maxBytes: 1 << 20).map(\.seq)
+            async let removal: Void = store.removeFromOutbox(queued)
+            async let another: Void = finish("r-\(round)")
+            _ = try await (removal, another)
+            let table = try store.outboxBatch(limit: 1000, maxBytes: 1 << 30).count
+            #expect(store.outboxDepth.value == table, "round \(round): counted \(store.outboxDepth.value), the table holds \(table)")
+            if store.outboxDepth.value != table { break }
+        }
+    }
+
     @Test("the journal keeps tasks and job state across a reopen; a task id is journaled once")
     func persistence() async throws {
         let dir = try makeTemporaryDirectory()

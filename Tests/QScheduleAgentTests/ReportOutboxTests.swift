@@ -94,7 +94,18 @@ struct ReportOutboxTests {
             if mode != .slow(seconds: 2.5) { #expect(receiver.state.reports.isEmpty) }
 
             receiver.state.mode.withLock { $0 = .accept }
-            #expect(await eventually(seconds: 60) { Set(receiver.state.reportIDs) == Set(ids) })
+            let delivered = await eventually(seconds: 60) { Set(receiver.state.reportIDs) == Set(ids) }
+            if !delivered {
+                // What the agent and the receiver say, for whoever reads the failure.
+                let state = (try? await Self.report(agent))?.jsonText ?? "?"
+                let tasks = ids.map { id in
+                    let record = try? agent.agent.store.task(id)
+                    return "\(id): \(record.map { "\($0.status) \($0.result) \($0.message)" } ?? "none")"
+                }
+                let active = await agent.agent.runner.activeJobs()
+                let missing = Set(ids).subtracting(receiver.state.reportIDs)
+                Issue.record("not delivered within 60 s of accepting: agent report state \(state); posts received \(receiver.state.reportPosts); missing \(missing); tasks \(tasks); active \(active)")
+            }
             #expect(try await eventually { try await Self.report(agent)["depth"]?.intValue == 0 })
             #expect(Set(receiver.state.reportIDs).isSubset(of: Set(ids)))
         }

@@ -4,26 +4,30 @@ import Synchronization
 
 /// The number of reports waiting in the outbox. The store adds one per finished task it
 /// queues; the reporter sets the true count after each delivery, so a drift cannot last.
+///
+/// Kept by deltas only: each commit that queues reports adds them, each removal subtracts
+/// the rows it deleted. (Setting it from a `COUNT(*)` read inside the removal's transaction
+/// lost the addition of a report committed in between, and the reporter then slept on a
+/// non-empty outbox.) A report committed and delivered before its addition is counted may
+/// leave it below zero for an instant; it reads as 0.
 public final class OutboxDepth: Sendable {
     private let count: Mutex<Int>
-    /// Yields whenever a report is queued; the reporter waits on it while the outbox is empty.
-    let additions: AsyncStream<Void>
-    private let continuation: AsyncStream<Void>.Continuation
+    /// Signalled whenever a report is queued; the reporter waits on it while the outbox is empty.
+    let added = WakeSignal()
 
     init(_ initial: Int) {
         count = Mutex(initial)
-        (additions, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Reports waiting now.
-    public var value: Int { count.withLock { $0 } }
+    public var value: Int { max(0, count.withLock { $0 }) }
 
     func add(_ n: Int) {
         count.withLock { $0 += n }
-        continuation.yield()
+        added.signal()
     }
 
-    func set(_ n: Int) { count.withLock { $0 = n } }
+    func subtract(_ n: Int) { count.withLock { $0 -= n } }
 }
 
 /// One queued report: its outbox position and the JSON object sent for it.
@@ -57,13 +61,17 @@ extension AgentStore {
         }
     }
 
-    /// Removes delivered reports and refreshes ``outboxDepth`` from the table.
+    /// Removes delivered reports; ``outboxDepth`` loses the rows deleted.
     public func removeFromOutbox(_ seqs: [Int64]) async throws {
-        let depth = try await pool.write { db in
-            for seq in seqs { try db.execute(sql: "DELETE FROM outbox WHERE seq = ?", arguments: [seq]) }
-            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0
+        let removed = try await pool.write { db in
+            var removed = 0
+            for seq in seqs {
+                try db.execute(sql: "DELETE FROM outbox WHERE seq = ?", arguments: [seq])
+                removed += db.changesCount
+            }
+            return removed
         }
-        outboxDepth.set(depth)
+        outboxDepth.subtract(removed)
     }
 
     /// When the oldest queued report was queued (epoch ms), or `nil` when the outbox is empty.

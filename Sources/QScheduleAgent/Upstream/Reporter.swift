@@ -88,15 +88,17 @@ public actor Reporter: Service {
     // MARK: Delivery
 
     private func deliveryLoop() async {
-        var additions = store.outboxDepth.additions.makeAsyncIterator()
         while !Task.isCancelled {
             if store.outboxDepth.value == 0 {
-                guard await additions.next() != nil else { return }
-                continue
+                // Woken by a queued report; the table is also read every 5 s whatever the
+                // count says, so no report can wait on a wrong count for longer.
+                await store.outboxDepth.added.wait(timeout: .seconds(5))
             }
             switch await deliverOneBatch() {
-            case .delivered, .empty:
+            case .delivered:
                 continue
+            case .empty:
+                if store.outboxDepth.value > 0 { await store.outboxDepth.added.wait(timeout: .seconds(5)) }
             case .failed(let wait):
                 try? await Task.sleep(for: wait)
             }
@@ -135,10 +137,7 @@ public actor Reporter: Service {
         } catch {
             return fail("cannot read the outbox: \(error)", retryAfter: nil)
         }
-        guard !batch.isEmpty else {
-            store.outboxDepth.set(0)
-            return .empty
-        }
+        guard !batch.isEmpty else { return .empty }
         let key = batch[0].kind == "alert" ? "alerts" : "reports"
         let body = Data(("{\"\(key)\":[" + batch.map(\.payload).joined(separator: ",") + "]}").utf8)
         let reply: HTTPTransport.Reply

@@ -113,10 +113,15 @@ struct InProcessAgent: Sendable {
 /// generous because the suite's end-to-end tests (crash loops, PostgreSQL servers, agent
 /// processes) share two cores and one disk, where a journal commit can stall for seconds.
 func eventually(seconds: Double = 30, _ condition: @Sendable () async throws -> Bool) async rethrows -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
+    let start = Date()
+    let deadline = start.addingTimeInterval(seconds)
     while Date() < deadline {
         if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
+        // Every 20 ms for the first second, then every 100 ms: many conditions run psql or
+        // read files synchronously, and polling them every 20 ms for minutes kept the
+        // 2-thread cooperative pool of the test process mostly blocked, starving the
+        // in-process agents and fakes of other tests running beside them.
+        try? await Task.sleep(for: .milliseconds(Date().timeIntervalSince(start) < 1 ? 20 : 100))
     }
     return try await condition()
 }
