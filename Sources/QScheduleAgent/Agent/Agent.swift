@@ -185,8 +185,16 @@ public final class Agent: Sendable {
         // With TLS, the handshake comes first; each connection takes the context in force
         // when it is accepted (a reload rotates it).
         let tls = listenerTLS
+        // An idle host answers /api/check on the event loop; in cluster mode the check is
+        // the cluster's, so every request takes the responder.
+        let (activity, metrics) = (runner.activity, self.metrics)
+        let makeIdleCheck: @Sendable () -> IdleCheckHandler = {
+            IdleCheckHandler(activity: activity, identity: identity, metrics: metrics)
+        }
+        let idleCheck = config.cluster == nil ? makeIdleCheck : nil
         let server = HTTPServerBuilder { responder in
-            let channel = HTTP1Channel(responder: responder, configuration: http)
+            let http1 = HTTP1Channel(responder: responder, configuration: http)
+            let channel: any ServerChildChannel = idleCheck.map { IdleCheckChannel(base: http1, makeHandler: $0) } ?? http1
             return tls.map { channel.behindTLS($0) } ?? channel
         }
         return Application(

@@ -35,7 +35,7 @@ extension TaskRunner {
     func released(_ record: TaskRecord, completion: TaskCompletion) -> CommitTicket {
         let ticket = store.submitFinish([completion])
         guard let running = jobs[record.job]?.running.removeValue(forKey: record.id) else { return ticket }
-        jobs[record.job]?.finishing[record.id] = running.startTime
+        markFinishing(job: record.job, taskID: record.id, since: running.startTime)
         runningTotal -= 1
         pump()
         return ticket
@@ -48,7 +48,7 @@ extension TaskRunner {
 
     func forget(job: String, taskID: String) {
         admittedElsewhere.remove(taskID)
-        jobs[job]?.finishing.removeValue(forKey: taskID)
+        clearFinishing(job: job, taskID: taskID)
         if jobs[job]?.running.removeValue(forKey: taskID) != nil {
             runningTotal -= 1
         }
@@ -68,7 +68,7 @@ extension TaskRunner {
             return completion
         }
         for completion in completions { events.ended(completion, attempt: completion.attempt, ran: false) }
-        for completion in completions { jobs[completion.job]?.finishing[completion.taskID] = completion.startTime }
+        for completion in completions { markFinishing(job: completion.job, taskID: completion.taskID, since: completion.startTime) }
         do {
             try await store.finishTasks(completions)
         } catch {

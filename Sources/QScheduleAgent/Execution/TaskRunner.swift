@@ -101,8 +101,13 @@ public actor TaskRunner: Service {
     /// Leftovers another authority settled (the cluster gave them to other workers): their
     /// processes are stopped like any leftover's, then they are recorded lost, never rerun.
     var settledElsewhere: [String: String] = [:]
-    var runningTotal = 0
-    var waitingTotal = 0
+    var runningTotal = 0 { didSet { publishActivity() } }
+    var waitingTotal = 0 { didSet { publishActivity() } }
+    /// Tasks whose end is being journaled (every slot's `finishing`), kept by
+    /// ``markFinishing(job:taskID:since:)`` and ``clearFinishing(job:taskID:)``.
+    private(set) var finishingTotal = 0 { didSet { publishActivity() } }
+    /// Every task held, for readers off the runner (the event loop's idle `/api/check`).
+    nonisolated let activity = RunnerActivity()
     /// Tasks admitted by another authority (`hostSwitches: false`: the cluster), which owns
     /// their attempts: this host never retries them itself.
     var admittedElsewhere: Set<String> = []
@@ -469,7 +474,7 @@ public actor TaskRunner: Service {
     /// Tasks accepted but not yet in the outbox: each will add one report. Counting them keeps
     /// the outbox within `outbox_max` even when every active task finishes at once.
     private var unreportedTasks: Int {
-        runningTotal + waitingTotal + jobs.values.reduce(0) { $0 + $1.finishing.count }
+        runningTotal + waitingTotal + finishingTotal
     }
 
     // MARK: Reads
@@ -477,6 +482,7 @@ public actor TaskRunner: Service {
     /// Jobs with at least one running or queued task (admissions awaiting the journal count
     /// as queued: a deploy must not read "idle" while a dispatch is being acknowledged).
     public func activeJobs() -> [ActiveJob] {
+        assertActivityCounted()
         let now = Date().epochMilliseconds
         return jobs.values.compactMap { slot -> ActiveJob? in
             guard slot.active + slot.finishing.count > 0 else { return nil }
@@ -502,7 +508,33 @@ public actor TaskRunner: Service {
 
     /// Tasks running (or whose completion is still being journaled) and waiting on this host.
     public var counts: (running: Int, waiting: Int) {
-        (runningTotal + jobs.values.reduce(0) { $0 + $1.finishing.count }, waitingTotal)
+        assertActivityCounted()
+        return (runningTotal + finishingTotal, waitingTotal)
+    }
+
+    // MARK: Activity
+
+    /// A task's completion is being journaled: it still counts as running.
+    func markFinishing(job: String, taskID: String, since startTime: Int64) {
+        guard jobs[job] != nil, jobs[job]?.finishing.updateValue(startTime, forKey: taskID) == nil else { return }
+        finishingTotal += 1
+    }
+
+    /// A task's completion is journaled (or left for recovery).
+    func clearFinishing(job: String, taskID: String) {
+        if jobs[job]?.finishing.removeValue(forKey: taskID) != nil { finishingTotal -= 1 }
+    }
+
+    private func publishActivity() {
+        activity.publish(runningTotal + waitingTotal + finishingTotal)
+    }
+
+    /// Debug builds: the totals ``activity`` publishes agree with the slots they summarize.
+    private func assertActivityCounted() {
+        assert(finishingTotal == jobs.values.reduce(0) { $0 + $1.finishing.count }, "finishingTotal disagrees with the slots")
+        assert(
+            runningTotal + waitingTotal == jobs.values.reduce(0) { $0 + $1.active },
+            "runningTotal + waitingTotal (\(runningTotal) + \(waitingTotal)) disagrees with the slots")
     }
 
     /// Whether the runner refuses new work.

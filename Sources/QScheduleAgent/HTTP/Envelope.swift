@@ -34,7 +34,7 @@ enum EnvelopeResponse {
         Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: ResponseBody(byteBuffer: emptyListBody))
     }
 
-    private static let emptyListBody = ByteBuffer(data: (try? encoder.encode(Envelope<[String]>(ret: true, message: nil, reason: nil, data: []))) ?? Data())
+    static let emptyListBody = ByteBuffer(data: (try? encoder.encode(Envelope<[String]>(ret: true, message: nil, reason: nil, data: []))) ?? Data())
 
     static func data(_ payload: some Encodable) -> Response {
         make(Envelope(ret: true, message: nil, reason: nil, data: payload))

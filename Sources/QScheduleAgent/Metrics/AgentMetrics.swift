@@ -83,9 +83,14 @@ public final class AgentMetrics: Sendable {
 
     /// An HTTP request answered: `route` is the route's pattern (bounded), never the raw path.
     func httpRequest(method: String, route: String, status: Int) {
+        httpRequestCounter(method: method, route: route, status: status).increment()
+    }
+
+    /// The counter of one method, route and status, for a caller that counts the same series
+    /// many times (the event loop's idle `/api/check`, per connection).
+    func httpRequestCounter(method: String, route: String, status: Int) -> CoreMetrics.Counter {
         Counter(
-            label: "qagent_http_requests_total", dimensions: [("method", method), ("route", route), ("status", "\(status)")], factory: factory
-        ).increment()
+            label: "qagent_http_requests_total", dimensions: [("method", method), ("route", route), ("status", "\(status)")], factory: factory)
     }
 
     // MARK: Scrape

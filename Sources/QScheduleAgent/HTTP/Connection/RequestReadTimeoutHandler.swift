@@ -14,6 +14,8 @@ final class RequestReadTimeoutHandler: ChannelDuplexHandler, RemovableChannelHan
 
     private let timeout: TimeAmount
     private var deadline: Scheduled<Void>?
+    /// When the head of a request whose end has not arrived was read.
+    private var headReadAt: NIODeadline?
     /// Whether an answer to the current request has begun (the responder may answer before
     /// reading the body: a refusal, a 413).
     private var answered = false
@@ -26,8 +28,22 @@ final class RequestReadTimeoutHandler: ChannelDuplexHandler, RemovableChannelHan
         switch unwrapInboundIn(data) {
         case .head:
             answered = false
+            headReadAt = .now()
+        case .end:
+            headReadAt = nil
             deadline?.cancel()
-            deadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+            deadline = nil
+        case .body:
+            break
+        }
+        context.fireChannelRead(data)
+    }
+
+    /// The timer is armed only for a request still incomplete once the bytes at hand are
+    /// read: a request that arrives whole (most, and every GET) never schedules one.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if let headReadAt, deadline == nil {
+            deadline = context.eventLoop.assumeIsolated().scheduleTask(deadline: headReadAt + timeout) { [self] in
                 deadline = nil
                 if !answered {
                     EnvelopeResponse.writeRaw(
@@ -36,13 +52,8 @@ final class RequestReadTimeoutHandler: ChannelDuplexHandler, RemovableChannelHan
                 }
                 context.close(promise: nil)
             }
-        case .end:
-            deadline?.cancel()
-            deadline = nil
-        case .body:
-            break
         }
-        context.fireChannelRead(data)
+        context.fireChannelReadComplete()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
