@@ -204,30 +204,162 @@ public enum LoadBalance: String, Sendable, CaseIterable {
 }
 
 /// One `[[job]]` entry.
+///
+/// A value with shared storage (copy-on-write): the loaded config, the runner and the cron
+/// scheduler each hold the job, and with 10,000 jobs three copies of its fields would be
+/// megabytes; copies share one until one is changed.
 public struct JobConfig: Sendable, Equatable {
-    public var name: String
-    public var desc: String = ""
+    /// The fields, held once however often the value is copied.
+    struct Fields: Equatable {
+        var name: String
+        var desc: String = ""
+        var cron: CronExpression?
+        var command: [String]?
+        var workingDirectory: String?
+        var environment: [String: String] = [:]
+        var user: UserAccount?
+        var recover: RecoverPolicy = .retry
+        var maxAttempts: Int = 3
+        var misfire: MisfirePolicy = .skip
+        var timeout: Int = 0
+        var retries: Int = 0
+        var retryBackoff: Int = 10
+        var overlap: OverlapPolicy = .serial
+        var maxConcurrency: Int = 1
+        var maxQueued: Int = 100
+        var enabled: Bool = true
+        var loadBalance: String = "random"
+        var consecutiveFailTimesAlertThreshold: Int = 1
+    }
+
+    private final class Storage: @unchecked Sendable {
+        // Mutated only through `mutableFields`, when this storage is not shared.
+        var fields: Fields
+
+        init(_ fields: Fields) {
+            self.fields = fields
+        }
+    }
+
+    private var storage: Storage
+
+    /// The fields for a change: copied first when another value shares them.
+    private var mutableFields: Fields {
+        _read { yield storage.fields }
+        _modify {
+            if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
+            yield &storage.fields
+        }
+    }
+
+    public var name: String {
+        get { storage.fields.name }
+        set { mutableFields.name = newValue }
+    }
+
+    public var desc: String {
+        get { storage.fields.desc }
+        set { mutableFields.desc = newValue }
+    }
+
     /// The Quartz cron expression; `nil` when the job is only dispatched.
-    public var cron: CronExpression?
+    public var cron: CronExpression? {
+        get { storage.fields.cron }
+        set { mutableFields.cron = newValue }
+    }
+
     /// argv of a command handler; `nil` means a Swift handler registered under `name`.
-    public var command: [String]?
+    public var command: [String]? {
+        get { storage.fields.command }
+        set { mutableFields.command = newValue }
+    }
+
     /// Working directory of the command (`cwd`); `nil` = the agent's.
-    public var workingDirectory: String?
+    public var workingDirectory: String? {
+        get { storage.fields.workingDirectory }
+        set { mutableFields.workingDirectory = newValue }
+    }
+
     /// Extra environment of the command (`env`).
-    public var environment: [String: String] = [:]
+    public var environment: [String: String] {
+        get { storage.fields.environment }
+        set { mutableFields.environment = newValue }
+    }
+
     /// The account the command runs as (`user`); the agent must run as root.
-    public var user: UserAccount?
-    public var recover: RecoverPolicy = .retry
+    public var user: UserAccount? {
+        get { storage.fields.user }
+        set { mutableFields.user = newValue }
+    }
+
+    public var recover: RecoverPolicy {
+        get { storage.fields.recover }
+        set { mutableFields.recover = newValue }
+    }
+
     /// Runs of one task id at most, counting the first, under `recover = "retry"`.
-    public var maxAttempts: Int = 3
+    public var maxAttempts: Int {
+        get { storage.fields.maxAttempts }
+        set { mutableFields.maxAttempts = newValue }
+    }
+
     /// What happens to fires missed while the agent was down.
-    public var misfire: MisfirePolicy = .skip
+    public var misfire: MisfirePolicy {
+        get { storage.fields.misfire }
+        set { mutableFields.misfire = newValue }
+    }
+
     /// Seconds; 0 = no timeout.
-    public var timeout: Int = 0
+    public var timeout: Int {
+        get { storage.fields.timeout }
+        set { mutableFields.timeout = newValue }
+    }
+
     /// Runs again after a failure (500) or a timeout (504), as attempt + 1; a kill (499) never.
-    public var retries: Int = 0
+    public var retries: Int {
+        get { storage.fields.retries }
+        set { mutableFields.retries = newValue }
+    }
+
     /// Seconds before the first retry; doubling for each next one, capped at ``retryBackoffCap``.
-    public var retryBackoff: Int = 10
+    public var retryBackoff: Int {
+        get { storage.fields.retryBackoff }
+        set { mutableFields.retryBackoff = newValue }
+    }
+
+    public var overlap: OverlapPolicy {
+        get { storage.fields.overlap }
+        set { mutableFields.overlap = newValue }
+    }
+
+    public var maxConcurrency: Int {
+        get { storage.fields.maxConcurrency }
+        set { mutableFields.maxConcurrency = newValue }
+    }
+
+    public var maxQueued: Int {
+        get { storage.fields.maxQueued }
+        set { mutableFields.maxQueued = newValue }
+    }
+
+    /// Initial enabled state; the stored state wins once the job has been switched on or off.
+    public var enabled: Bool {
+        get { storage.fields.enabled }
+        set { mutableFields.enabled = newValue }
+    }
+
+    public var loadBalance: String {
+        get { storage.fields.loadBalance }
+        set { mutableFields.loadBalance = newValue }
+    }
+
+    /// `alert_after_failures`: an alert event when this many runs in a row failed (500, 504,
+    /// 503); 0 = never. The seed's `consecutiveFailTimesAlertThreshold`.
+    public var consecutiveFailTimesAlertThreshold: Int {
+        get { storage.fields.consecutiveFailTimesAlertThreshold }
+        set { mutableFields.consecutiveFailTimesAlertThreshold = newValue }
+    }
+
     /// The longest wait between two retries (seconds).
     public static let retryBackoffCap = 3_600
 
@@ -236,18 +368,12 @@ public struct JobConfig: Sendable, Equatable {
         let seconds = min(Double(retryBackoff) * pow(2, Double(max(0, retry - 1))), Double(Self.retryBackoffCap))
         return .milliseconds(Int64(seconds * 1000))
     }
-    public var overlap: OverlapPolicy = .serial
-    public var maxConcurrency: Int = 1
-    public var maxQueued: Int = 100
-    /// Initial enabled state; the stored state wins once the job has been switched on or off.
-    public var enabled: Bool = true
-    public var loadBalance: String = "random"
-    /// `alert_after_failures`: an alert event when this many runs in a row failed (500, 504,
-    /// 503); 0 = never. The seed's `consecutiveFailTimesAlertThreshold`.
-    public var consecutiveFailTimesAlertThreshold: Int = 1
 
     public init(name: String, command: [String]? = nil) {
-        self.name = name
-        self.command = command
+        storage = Storage(Fields(name: name, command: command))
+    }
+
+    public static func == (lhs: JobConfig, rhs: JobConfig) -> Bool {
+        lhs.storage === rhs.storage || lhs.storage.fields == rhs.storage.fields
     }
 }

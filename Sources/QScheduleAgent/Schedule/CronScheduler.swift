@@ -20,15 +20,18 @@ public actor CronScheduler: Service {
 
     /// A class: the plan's dictionary holds a pointer per job, not the expression (10,000 jobs).
     private final class Job {
-        let cron: CronExpression
-        let misfire: MisfirePolicy
+        /// The job's config, shared with the runner's (copy-on-write): its cron is not copied.
+        private let config: JobConfig
         var next: Int64?
 
-        init(cron: CronExpression, misfire: MisfirePolicy, next: Int64?) {
-            self.cron = cron
-            self.misfire = misfire
+        /// `config` must have a cron.
+        init(config: JobConfig, next: Int64?) {
+            self.config = config
             self.next = next
         }
+
+        var cron: CronExpression { config.cron! }
+        var misfire: MisfirePolicy { config.misfire }
     }
 
     /// How late a fire may be before it counts as missed (process suspended, clock jump).
@@ -58,7 +61,7 @@ public actor CronScheduler: Service {
         for config in configs {
             guard let cron = config.cron else { continue }
             let next = cron.next(after: now, in: timeZone)?.epochMilliseconds
-            jobs[config.name] = Job(cron: cron, misfire: config.misfire, next: next)
+            jobs[config.name] = Job(config: config, next: next)
             if let next { queue.insert(.init(time: next, job: config.name)) }
         }
     }
@@ -77,7 +80,7 @@ public actor CronScheduler: Service {
             if let kept = jobs[config.name], kept.cron == cron, kept.misfire == config.misfire {
                 planned[config.name] = kept
             } else {
-                planned[config.name] = Job(cron: cron, misfire: config.misfire, next: cron.next(after: now, in: timeZone)?.epochMilliseconds)
+                planned[config.name] = Job(config: config, next: cron.next(after: now, in: timeZone)?.epochMilliseconds)
             }
         }
         jobs = planned
