@@ -35,3 +35,10 @@ int qagent_memfd_with_bytes(const char *name, const void *bytes, long length) {
     }
     return fd;
 }
+
+void qagent_toml_node_delete(void *node) {
+    if (node == NULL) return;
+    typedef void (*deleting_destructor)(void *);
+    deleting_destructor *vtable = *(deleting_destructor **)node;
+    vtable[1](node);
+}

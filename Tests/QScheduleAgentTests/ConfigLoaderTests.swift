@@ -4,6 +4,17 @@ import Testing
 
 @Suite("agent.conf")
 struct ConfigLoaderTests {
+    @Test("parsed TOML documents can be freed: TOMLKit's tree pointer is still found (else every load and reload leaks it)")
+    func tomlDocumentsAreFreed() throws {
+        #expect(TOMLDocument.canFree)
+        let document = try TOMLDocument(parsing: "a = \"x\"\n[t]\nb = \"y\"\nc = 1\n")
+        defer { document.free() }
+        #expect(TOMLDocument.keys(of: document.root).sorted() == ["a", "t"])
+        #expect(document.root["a"]?.stringValue == "x")
+        #expect(document.root["t"]?.table.map { TOMLDocument.keys(of: $0).sorted() } == ["b", "c"])
+        #expect(document.root["t"]?.table?["c"]?.stringValue == nil)
+    }
+
     static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     static let minimal = """

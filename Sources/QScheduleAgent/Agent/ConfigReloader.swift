@@ -120,16 +120,22 @@ public actor ConfigReloader {
     /// The keys outside `[[job]]` whose value differs between the two texts, as
     /// `table.key` (`agent.listen`, `report.url`, `cluster`): they need a restart.
     static func restartOnlyChanges(from old: String, to new: String) -> [String] {
-        guard let before = try? TOMLTable(string: old), let after = try? TOMLTable(string: new) else { return [] }
+        guard let old = try? TOMLDocument(parsing: old), let new = try? TOMLDocument(parsing: new) else { return [] }
+        defer {
+            old.free()
+            new.free()
+        }
+        let (before, after) = (old.root, new.root)
+        func keys(_ table: TOMLTable) -> [String] { TOMLDocument.keys(of: table) }
         /// A value as TOML text; "" when absent.
         func text(_ value: (any TOMLValueConvertible)?) -> String { value.map { "\($0)" } ?? "" }
         var changed: [String] = []
-        for name in Set(before.keys).union(after.keys).sorted() where name != "job" {
+        for name in Set(keys(before)).union(keys(after)).sorted() where name != "job" {
             guard let left = before[name]?.table, let right = after[name]?.table else {
                 if text(before[name]) != text(after[name]) { changed.append(name) }
                 continue
             }
-            for key in Set(left.keys).union(right.keys).sorted() where text(left[key]) != text(right[key]) {
+            for key in Set(keys(left)).union(keys(right)).sorted() where text(left[key]) != text(right[key]) {
                 changed.append("\(name).\(key)")
             }
         }

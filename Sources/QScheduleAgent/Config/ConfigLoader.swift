@@ -26,14 +26,17 @@ public enum ConfigLoader {
         baseDirectory: String = FileManager.default.currentDirectoryPath,
         environment: [String: String] = [:]
     ) throws -> AgentConfig {
-        let root: TOMLTable
+        let document: TOMLDocument
         do {
-            root = try TOMLTable(string: text)
+            document = try TOMLDocument(parsing: text)
         } catch let error as TOMLParseError {
             throw ConfigError("\(fileName):\(error.source.begin.line): not valid TOML: \(error.description)")
         } catch {
             throw ConfigError("\(fileName): not valid TOML: \(error)")
         }
+        // Everything kept from the document is copied out of it before this returns.
+        defer { document.free() }
+        let root = document.root
         let locator = TOMLKeyLocator(text: text)
         let top = TableReader(table: root, tableName: "", label: "top level", fileName: fileName, locator: locator)
         try top.rejectUnknownKeys(allowed: ["agent", "report", "scheduler", "cluster", "job"])
@@ -72,10 +75,10 @@ public enum ConfigLoader {
             }
             tokenError = { reader.error("token", $0) }
             if let tokenValue = agent["token"] {
-                if let single = tokenValue.string {
+                if let single = tokenValue.stringValue {
                     fileTokens = [single]
-                } else if let list = tokenValue.array, list.allSatisfy({ $0.string != nil }) {
-                    fileTokens = list.compactMap(\.string)
+                } else if let list = tokenValue.array, list.allSatisfy({ $0.stringValue != nil }) {
+                    fileTokens = list.compactMap(\.stringValue)
                 } else {
                     throw reader.error("token", "must be a string or an array of strings")
                 }
@@ -207,10 +210,10 @@ public enum ConfigLoader {
             }
         }
         if let commandValue = table["command"] {
-            guard let list = commandValue.array, list.allSatisfy({ $0.string != nil }) else {
+            guard let list = commandValue.array, list.allSatisfy({ $0.stringValue != nil }) else {
                 throw reader.error("command", "must be an array of strings (argv), e.g. [\"/usr/bin/env\", \"true\"]; a shell string is not accepted")
             }
-            let argv = list.compactMap(\.string)
+            let argv = list.compactMap(\.stringValue)
             guard var program = argv.first, !program.isEmpty else { throw reader.error("command", "must name a program as its first element") }
             if program.contains("/") { program = resolve(program, against: baseDirectory) }
             job.command = [program] + argv.dropFirst()
@@ -225,8 +228,8 @@ public enum ConfigLoader {
         }
         if let envValue = table["env"] {
             guard let envTable = envValue.table else { throw reader.error("env", "must be a table of strings, e.g. env = { LANG = \"C\" }") }
-            for key in envTable.keys.sorted() {
-                guard let value = envTable[key]?.string else { throw reader.error("env", "\(key) must be a string") }
+            for key in TOMLDocument.keys(of: envTable).sorted() {
+                guard let value = envTable[key]?.stringValue else { throw reader.error("env", "\(key) must be a string") }
                 guard !key.isEmpty, !key.contains("="), !key.hasPrefix("QSCHEDULE_") else {
                     throw reader.error("env", "\"\(key)\" is not a name a job may set")
                 }

@@ -25,7 +25,7 @@ struct TableReader {
     }
 
     func rejectUnknownKeys(allowed: Set<String>) throws {
-        for key in table.keys.sorted() where !allowed.contains(key) {
+        for key in TOMLDocument.keys(of: table).sorted() where !allowed.contains(key) {
             throw error(key, "unknown key (allowed: \(allowed.sorted().joined(separator: ", ")))")
         }
     }
@@ -38,7 +38,7 @@ struct TableReader {
 
     func string(_ key: String) throws -> String? {
         guard let value = table[key] else { return nil }
-        guard let string = value.string else { throw error(key, "must be a string") }
+        guard let string = value.stringValue else { throw error(key, "must be a string") }
         return string
     }
 
