@@ -21,7 +21,9 @@ import Synchronization
 /// Outcomes follow the agent's rules: returning is 200 (`.succeeded`); a thrown error is 500
 /// (`.failed`) with the message the agent would record; a timeout or a kill cancels the
 /// handler's task and is recorded as such (504, 499) whatever the handler then returns or
-/// throws. Unlike the agent, a handler that ignores cancellation is waited for.
+/// throws. A handler that defers its completion (`context.deferCompletion()`) is waited for
+/// until its handle is called, or until the timeout or kill. Unlike the agent, a handler that
+/// ignores cancellation is waited for.
 public struct HandlerTest: Sendable {
     /// The task's param (`context.param`, the typed `Param` of a ``QScheduleAgent/TypedJobHandler``).
     public var param: JSONValue
@@ -81,7 +83,7 @@ public struct HandlerTest: Sendable {
             taskID: "test-\(UUID().uuidString.prefix(8))", job: job, paramText: param.jsonText, attempt: attempt, deadline: deadline,
             log: log, progress: progress)
         let stoppedBy = StopReason()
-        let work = Task { try await handler.run(context) }
+        let work = Task { await HandlerCall.run(handler, context: context) }
         var stoppers: [Task<Void, Never>] = []
         for (after, reason) in [(timeout, TaskResult.timedOut), (killAfter, TaskResult.killed)] {
             guard let after else { continue }
@@ -90,16 +92,7 @@ public struct HandlerTest: Sendable {
                 if stoppedBy.claim(reason) { work.cancel() }
             })
         }
-        var result: TaskResult
-        var message: String
-        do {
-            try await work.value
-            (result, message) = (.succeeded, "ok")
-        } catch is CancellationError {
-            (result, message) = (.failed, "cancelled")
-        } catch {
-            (result, message) = (.failed, ErrorDescription.of(error))
-        }
+        var (result, message) = await work.value
         for stopper in stoppers { stopper.cancel() }
         if let reason = stoppedBy.reason {
             result = reason

@@ -114,13 +114,7 @@ struct StoppableRun: Sendable {
     }
 
     private static func runSwiftHandler(_ handler: any JobHandler, context: TaskContext) async -> ExecutionOutcome {
-        do {
-            try await handler.run(context)
-            return ExecutionOutcome(result: .succeeded, message: "ok")
-        } catch is CancellationError {
-            return .failed("cancelled")
-        } catch {
-            return .failed(ErrorDescription.of(error))
-        }
+        let (result, message) = await HandlerCall.run(handler, context: context)
+        return ExecutionOutcome(result: result, message: message)
     }
 }

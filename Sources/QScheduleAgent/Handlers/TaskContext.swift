@@ -29,6 +29,8 @@ public struct TaskContext: Sendable {
 
     /// Where ``blocking(_:)`` runs its work: the agent's `blocking_threads`.
     let blockingPool: NIOThreadPool
+    /// Whether the handler deferred its completion, and the result once given.
+    let deferral = DeferredCompletion()
 
     package init(
         taskID: String, job: String, paramText: String, attempt: Int, deadline: Date?, log: TaskLog, progress: TaskProgress = TaskProgress(),
@@ -67,6 +69,34 @@ public struct TaskContext: Sendable {
         let result = try await blockingPool.runIfActive(work)
         try checkCancellation()
         return result
+    }
+
+    // MARK: Completing later
+
+    /// Lets the handler return before its work is done: the task stays running until the
+    /// returned handle's ``TaskCompletionHandle/complete()`` or ``TaskCompletionHandle/fail(_:)``
+    /// is called — from a callback, a process's termination handler, another task.
+    ///
+    /// Everything that holds for a running task holds meanwhile: `/api/check` lists it, the
+    /// job's `timeout` and `kill.do` stop it (recorded 504 or 499; the handle's later calls
+    /// return `false`), and after a crash it is settled per `recover`. Give such jobs a
+    /// `timeout`: a handle dropped without a call leaves its task running until it is stopped.
+    /// A handler that throws after deferring fails the task with its error, as usual.
+    ///
+    /// ```swift
+    /// let completion = context.deferCompletion()
+    /// process.terminationHandler = { process in
+    ///     if process.terminationStatus == 0 {
+    ///         completion.complete()
+    ///     } else {
+    ///         completion.fail(ExportError.exitStatus(process.terminationStatus))
+    ///     }
+    /// }
+    /// try process.run()
+    /// ```
+    public func deferCompletion() -> TaskCompletionHandle {
+        deferral.deferCompletion()
+        return TaskCompletionHandle(completion: deferral)
     }
 
     // MARK: Cancellation
