@@ -69,9 +69,17 @@ let package = Package(
             dependencies: ["QScheduleAgent"],
             swiftSettings: swiftSettings
         ),
+        // The example handlers (typed, closure, blocking, completed later), tested with
+        // QScheduleAgentTesting and quoted by the handler guide.
+        .target(
+            name: "QScheduleAgentExamples",
+            dependencies: ["QScheduleAgent"],
+            path: "Examples/Handlers",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "qagent-example",
-            dependencies: ["QScheduleAgent"],
+            dependencies: ["QScheduleAgent", "QScheduleAgentExamples"],
             path: "Examples/qagent-example",
             swiftSettings: swiftSettings
         ),
@@ -86,7 +94,9 @@ let package = Package(
             dependencies: [
                 "QScheduleAgent",
                 "QScheduleAgentTesting",
+                "QScheduleAgentExamples",
                 "qagent",
+                "qagent-example",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
             ],

@@ -10,13 +10,16 @@ import Synchronization
 /// `Process` is not marked Sendable; the handle is only read (pid, status) after `run()`.
 final class AgentProcess: @unchecked Sendable {
     /// The `qagent` executable built next to the test bundle.
-    static var binary: String {
+    static var binary: String { binary(named: "qagent") }
+
+    /// An executable of this package built next to the test bundle (`qagent`, `qagent-example`).
+    static func binary(named name: String) -> String {
         let testBinary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         var folder = testBinary.deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: folder.appendingPathComponent("qagent").path), folder.path != "/" {
+        while !FileManager.default.fileExists(atPath: folder.appendingPathComponent(name).path), folder.path != "/" {
             folder = folder.deletingLastPathComponent()
         }
-        return folder.appendingPathComponent("qagent").path
+        return folder.appendingPathComponent(name).path
     }
 
     let dataDir: String
@@ -38,8 +41,10 @@ final class AgentProcess: @unchecked Sendable {
     /// after the jobs (tables such as `[cluster]`); `appName` replaces the test app's name.
     static func start(
         jobs: String, dataDir: String? = nil, agentExtra: String = "", wrapper: [String] = [],
-        ip: String = "127.0.0.1", port: Int = 0, tail: String = "", environment: [String: String]? = nil, appName: String? = nil
+        ip: String = "127.0.0.1", port: Int = 0, tail: String = "", environment: [String: String]? = nil, appName: String? = nil,
+        executable: String = "qagent"
     ) async throws -> AgentProcess {
+        let binary = Self.binary(named: executable)
         let dir = try dataDir ?? makeTemporaryDirectory()
         let configPath = dir + "/agent.conf"
         // Cluster agents get kill_grace = 1 unless told otherwise: dead_after must leave room
