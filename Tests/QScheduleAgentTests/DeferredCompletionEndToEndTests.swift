@@ -45,6 +45,8 @@ struct DeferredCompletionEndToEndTests {
         defer { agent.killNow() }
         let path = try Self.bigFile(in: agent.dataDir)
         let id = try #require(try await agent.call("POST", "/api2/tasks.do", json: #"{"job":"example.compress","param":{"path":"\#(path)"}}"#).message)
+        // gzip runs: the handler has started, deferred and returned.
+        #expect(await eventually(seconds: 10) { Self.gzipRunning(on: path) })
         let busy = try await agent.call("GET", "/api/check/127.0.0.1.do", token: nil)
         #expect(busy.data?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["example.compress"], "\(busy.text)")
         #expect(try await agent.call("GET", "/api2/tasks/\(id).do").data?["state"] == .string("running"))

@@ -9,8 +9,8 @@ import Testing
 struct IdleCheckTests {
     static let jobs = """
         [[job]]
-        name = "ic.sleep"
-        command = ["/bin/sleep", "0.3"]
+        name = "ic.hold"
+        command = ["/bin/sh", "-c", "while [ ! -f $DATA_DIR/release ]; do sleep 0.05; done"]
         overlap = "concurrent"
         max_concurrency = 2
 
@@ -26,7 +26,7 @@ struct IdleCheckTests {
         overlap = "concurrent"
         max_concurrency = 4
         retries = 1
-        retry_backoff = 1
+        retry_backoff = 60
 
         """
 
@@ -70,7 +70,7 @@ struct IdleCheckTests {
     @Test("pipelined behind a dispatch on one connection: answered after it, and it lists the task")
     func pipelinedBehindDispatch() async throws {
         try await AgentProcess.with(jobs: Self.jobs) { agent in
-            let body = #"{"job":"ic.sleep"}"#
+            let body = #"{"job":"ic.hold"}"#
             let connection = try RawConnection(port: agent.port)
             connection.send(
                 "POST /api2/tasks.do HTTP/1.1\r\nHost: x\r\nQ-Server-Token: \(testToken)\r\nContent-Type: application/json\r\n"
@@ -80,7 +80,7 @@ struct IdleCheckTests {
             let answers = text.components(separatedBy: "HTTP/1.1 200 OK\r\n").dropFirst()
             #expect(answers.count == 2, "\(text)")
             #expect(answers.first?.contains(#""ret":true"#) == true, "\(text)")
-            #expect(answers.last?.contains(#""name":"ic.sleep""#) == true, "\(text)")
+            #expect(answers.last?.contains(#""name":"ic.hold""#) == true, "\(text)")
         }
     }
 
@@ -93,15 +93,39 @@ struct IdleCheckTests {
                 let answer = try #require(check.readResponse(seconds: 10), "no answer to /api/check")
                 return answer.hasSuffix(#"{"data":[],"ret":true}"#)
             }
-            var ids: [String] = []
-            // Running and queued (ic.sleep, two at a time), a silent task that ends at once
-            // (finishing), and failures waiting out their retry backoff (delayed).
-            for round in 0..<12 {
-                let job = ["ic.sleep", "ic.true", "ic.fail"][round % 3]
+            // Only a failed task waiting out its retry backoff: nothing runs, and still not idle.
+            let delayed = try #require(try await agent.call("POST", "/api2/tasks.do", json: #"{"job":"ic.fail"}"#).message)
+            #expect(try await eventually {
+                let status = try await agent.call("GET", "/api2/agent/status.do").data
+                return status?["running"]?.intValue == 0 && status?["queued"]?.intValue == 1
+            }, "the failed task waits for its retry")
+            #expect(try !checkIsIdle(), "idle read while \(delayed) waits for its retry")
+            var ids = [delayed]
+            // Held until released: running (two) and queued (two) ic.hold tasks, failures
+            // waiting out a 60 s retry backoff (delayed), and silent tasks that end at once
+            // (finishing), which may be over before the check is sent.
+            let order = ["ic.hold", "ic.true", "ic.fail", "ic.hold", "ic.true", "ic.fail", "ic.hold", "ic.true", "ic.hold"]
+            for job in order {
                 let reply = try await agent.call("POST", "/api2/tasks.do", json: #"{"job":"\#(job)"}"#)
                 let id = try #require(reply.message, "\(reply.text)")
                 ids.append(id)
-                #expect(try !checkIsIdle(), "idle read right after \(id) (\(job)) was acknowledged")
+                if job == "ic.true" {
+                    if try checkIsIdle() {
+                        let state = try await agent.call("GET", "/api2/tasks/\(id).do").data?["state"]
+                        #expect(state == .string("finished"), "idle read while \(id) (ic.true) is \(String(describing: state))")
+                    }
+                } else {
+                    #expect(try !checkIsIdle(), "idle read right after \(id) (\(job)) was acknowledged")
+                }
+            }
+            #expect(try await eventually {
+                try await agent.call("GET", "/api2/agent/status.do").data?["queued"]?.intValue == 5
+            }, "two ic.hold and three ic.fail waiting")
+            #expect(try !checkIsIdle())
+            // Release the held tasks and kill the delayed ones: then, and only then, idle.
+            FileManager.default.createFile(atPath: agent.dataDir + "/release", contents: nil)
+            for (id, job) in zip(ids, ["ic.fail"] + order) where job == "ic.fail" {
+                #expect(try await agent.call("POST", "/api2/tasks/kill.do", json: #"{"taskId":"\#(id)"}"#).ret == true)
             }
             var idleAt: Date?
             let deadline = Date().addingTimeInterval(60)
