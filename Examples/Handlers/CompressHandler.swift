@@ -2,7 +2,7 @@ import Foundation
 import QScheduleAgent
 
 /// Completing later: starts `gzip` on a file and returns at once; the task stays running
-/// until gzip's termination handler completes or fails it. A kill or timeout terminates gzip.
+/// until gzip's termination handler completes or fails it. A kill or timeout stops gzip.
 public struct CompressHandler: TypedJobHandler {
     public struct Param: Decodable, Sendable {
         public var path: String
@@ -33,7 +33,13 @@ public struct CompressHandler: TypedJobHandler {
             }
         }
         try gzip.run()
-        completion.whenStopped { gzip.terminate() }
+        completion.whenStopped {
+            // SIGKILL, not terminate(): on Linux a Foundation Process inherits the blocked
+            // signals of the thread that started it (swift-corelibs-foundation#4772), SIGTERM
+            // among them. gzip then leaves its partial output.
+            kill(gzip.processIdentifier, SIGKILL)
+            try? FileManager.default.removeItem(atPath: param.path + ".gz")
+        }
         context.logger.info("compressing", metadata: ["path": "\(param.path)", "pid": "\(gzip.processIdentifier)"])
     }
 }
