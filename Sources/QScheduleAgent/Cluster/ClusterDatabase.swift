@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Logging
 import PostgresNIO
 
@@ -54,23 +55,77 @@ public struct ClusterDatabase: Sendable {
     }
 
     /// Runs `body`, failing with ``ClusterError`` when it takes longer than `seconds` (a
-    /// database that accepts connections but never answers must not hang a start).
+    /// database that accepts connections but never answers must not hang a start, nor a
+    /// request). At the deadline `body` is cancelled and *not waited for*: a query stuck in
+    /// the client (a connection attempt to a stopped server) must not hold the answer past
+    /// the deadline; it ends on its own.
     @discardableResult
     static func withTimeout<Result: Sendable>(
         _ seconds: Int, what: String, _ body: @escaping @Sendable () async throws -> Result
     ) async throws -> Result {
-        try await withThrowingTaskGroup(of: Result?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: .seconds(seconds))
-                return nil
+        let outcome = FirstOutcome<Result>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                outcome.wait(with: continuation)
+                let work = Task {
+                    let result: Swift.Result<Result, any Error>
+                    do { result = .success(try await body()) } catch { result = .failure(error) }
+                    outcome.settle(result)
+                }
+                let deadline = Task {
+                    guard (try? await Task.sleep(for: .seconds(seconds))) != nil else { return }
+                    outcome.settle(.failure(ClusterError("\(what): no answer within \(seconds) s")))
+                }
+                outcome.whenSettled {
+                    work.cancel()
+                    deadline.cancel()
+                }
             }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let result = first else {
-                throw ClusterError("\(what): no answer within \(seconds) s")
-            }
-            return result
+        } onCancel: {
+            outcome.settle(.failure(CancellationError()))
         }
+    }
+}
+
+/// The first of a body's result, its deadline and its caller's cancellation: resumes the
+/// waiting caller once, then runs the clean-up (cancel the others).
+private final class FirstOutcome<Value: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<Value, any Error>?
+        var early: Result<Value, any Error>?
+        var settled = false
+        var cleanUp: (@Sendable () -> Void)?
+    }
+
+    private let state = Mutex(State())
+
+    func wait(with continuation: CheckedContinuation<Value, any Error>) {
+        let early: Result<Value, any Error>? = state.withLock { state in
+            if let early = state.early { return early }
+            state.continuation = continuation
+            return nil
+        }
+        if let early { continuation.resume(with: early) }
+    }
+
+    func whenSettled(_ cleanUp: @escaping @Sendable () -> Void) {
+        let settled = state.withLock { state in
+            if !state.settled { state.cleanUp = cleanUp }
+            return state.settled
+        }
+        if settled { cleanUp() }
+    }
+
+    func settle(_ result: Result<Value, any Error>) {
+        let (continuation, cleanUp): (CheckedContinuation<Value, any Error>?, (@Sendable () -> Void)?) = state.withLock { state in
+            guard !state.settled else { return (nil, nil) }
+            state.settled = true
+            if state.continuation == nil { state.early = result }
+            defer { state.continuation = nil; state.cleanUp = nil }
+            return (state.continuation, state.cleanUp)
+        }
+        continuation?.resume(with: result)
+        cleanUp?()
     }
 }
 
