@@ -81,6 +81,9 @@ struct IdleCheckTests {
             #expect(answers.count == 2, "\(text)")
             #expect(answers.first?.contains(#""ret":true"#) == true, "\(text)")
             #expect(answers.last?.contains(#""name":"ic.hold""#) == true, "\(text)")
+            // Released, so that no held process outlives the test.
+            FileManager.default.createFile(atPath: agent.dataDir + "/release", contents: nil)
+            #expect(try await eventually { try await agent.call("GET", "/api/check/127.0.0.1.do", token: nil).data == .array([]) })
         }
     }
 
