@@ -40,30 +40,36 @@ public struct TaskCompletionHandle: Sendable {
 }
 
 /// The state behind one task's ``TaskCompletionHandle``: whether the handler deferred, the
-/// result once given, and the runner waiting for it.
+/// result once given, the runner waiting for it, and what to run if the task is stopped.
 final class DeferredCompletion: Sendable {
-    private enum State {
+    private enum Phase {
         case running
-        case deferred(waiter: CheckedContinuation<Void, any Error>?)
+        case deferred
         case settled(Result<Void, any Error>)
         case stopped
     }
 
-    private let state = Mutex<State>(.running)
-    /// Run once by ``stop()``.
-    private let stopHandlers = Mutex<[@Sendable () -> Void]>([])
+    private struct State {
+        var phase = Phase.running
+        /// The runner, waiting in ``result()``.
+        var waiter: CheckedContinuation<Void, any Error>?
+        /// Run once by ``stop()``; dropped when the task is settled.
+        var onStop: [@Sendable () -> Void] = []
+    }
+
+    private let state = Mutex(State())
 
     /// The handler asked to complete later.
     func deferCompletion() {
         state.withLock { state in
-            if case .running = state { state = .deferred(waiter: nil) }
+            if case .running = state.phase { state.phase = .deferred }
         }
     }
 
     /// Whether ``deferCompletion()`` was called (and the result may still be to come).
     var isDeferred: Bool {
         state.withLock { state in
-            switch state {
+            switch state.phase {
             case .running, .stopped: return false
             case .deferred, .settled: return true
             }
@@ -72,29 +78,26 @@ final class DeferredCompletion: Sendable {
 
     var isStopped: Bool {
         state.withLock { state in
-            if case .stopped = state { return true }
+            if case .stopped = state.phase { return true }
             return false
         }
     }
 
     /// The first result wins; `false` for any later one.
     func settle(_ result: Result<Void, any Error>) -> Bool {
-        let waiter: CheckedContinuation<Void, any Error>?? = state.withLock { state in
-            switch state {
-            case .running:
-                state = .settled(result)
-                return .some(nil)
-            case .deferred(let waiter):
-                state = .settled(result)
-                return .some(waiter)
+        let (settled, waiter): (Bool, CheckedContinuation<Void, any Error>?) = state.withLock { state in
+            switch state.phase {
+            case .running, .deferred:
+                state.phase = .settled(result)
+                state.onStop = []
+                defer { state.waiter = nil }
+                return (true, state.waiter)
             case .settled, .stopped:
-                return nil
+                return (false, nil)
             }
         }
-        guard let waiter else { return false }
-        stopHandlers.withLock { $0 = [] }
         waiter?.resume(with: result)
-        return true
+        return settled
     }
 
     /// Waits for the result; throws `CancellationError` when the waiting task is cancelled
@@ -103,13 +106,14 @@ final class DeferredCompletion: Sendable {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let ready: Result<Void, any Error>? = state.withLock { state in
-                    switch state {
+                    switch state.phase {
                     case .settled(let result):
                         return result
                     case .stopped:
                         return .failure(CancellationError())
                     case .running, .deferred:
-                        state = .deferred(waiter: continuation)
+                        state.phase = .deferred
+                        state.waiter = continuation
                         return nil
                     }
                 }
@@ -122,11 +126,11 @@ final class DeferredCompletion: Sendable {
 
     func whenStopped(_ body: @escaping @Sendable () -> Void) {
         let runNow = state.withLock { state -> Bool in
-            switch state {
+            switch state.phase {
             case .stopped: return true
             case .settled: return false
             case .running, .deferred:
-                stopHandlers.withLock { $0.append(body) }
+                state.onStop.append(body)
                 return false
             }
         }
@@ -136,20 +140,17 @@ final class DeferredCompletion: Sendable {
     /// The agent stopped the task: a waiter is released with `CancellationError`, later
     /// results are refused, and the ``whenStopped(_:)`` handlers run.
     func stop() {
-        let (stopped, waiter): (Bool, CheckedContinuation<Void, any Error>?) = state.withLock { state in
-            switch state {
-            case .deferred(let waiter):
-                state = .stopped
-                return (true, waiter)
-            case .running:
-                state = .stopped
-                return (true, nil)
+        let (waiter, onStop): (CheckedContinuation<Void, any Error>?, [@Sendable () -> Void]) = state.withLock { state in
+            switch state.phase {
+            case .running, .deferred:
+                state.phase = .stopped
+                defer { (state.waiter, state.onStop) = (nil, []) }
+                return (state.waiter, state.onStop)
             case .settled, .stopped:
-                return (false, nil)
+                return (nil, [])
             }
         }
-        guard stopped else { return }
         waiter?.resume(throwing: CancellationError())
-        for handler in stopHandlers.withLock({ handlers in defer { handlers = [] }; return handlers }) { handler() }
+        for handler in onStop { handler() }
     }
 }
