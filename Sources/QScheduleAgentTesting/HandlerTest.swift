@@ -10,8 +10,7 @@ import Synchronization
 /// import QScheduleAgentTesting
 ///
 /// @Test func exportsOrders() async {
-///     let param = JSONValue.object(["table": .string("orders"), "rows": .int(10)])
-///     let outcome = await HandlerTest(param: param).run(ExportHandler())
+///     let outcome = await HandlerTest(param: ["table": "orders", "rows": 10]).run(ExportHandler())
 ///     #expect(outcome.result == .succeeded)
 ///     #expect(outcome.log.contains { $0.contains("exporting") })
 ///     #expect(outcome.progress?.fraction == 1)

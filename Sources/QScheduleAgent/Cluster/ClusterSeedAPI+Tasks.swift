@@ -67,7 +67,7 @@ extension ClusterSeedAPI {
             let reply = try await transport.send(
                 method, url, token: token, body: body.map { Data($0.jsonText.utf8) }, headers: [AgentHTTPResponder.forwardedHeader.rawName: "1"])
             var headers = HTTPFields()
-            headers[.contentType] = reply.header("Content-Type") ?? "application/json; charset=utf-8"
+            headers[.contentType] = reply.header("Content-Type") ?? EnvelopeResponse.contentType
             return Response(status: .init(code: reply.status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: reply.body)))
         } catch {
             logger.warning("forwarding to the task's worker failed", metadata: ["worker": "\(worker)", "path": "\(path)", "error": "\(error)"])

@@ -7,12 +7,13 @@ import TOMLKit
 ///
 /// TOMLKit 0.6.0 never frees what it parses: `TOMLTable` has no `deinit`, so every document's
 /// C++ tree leaked (8 MB for 10,000 jobs, on every start, reload and `config check`), and
-/// every read of a string or of a table's keys leaked a C copy of it. This holds the root table, hands out strings
-/// and keys without the leak, and deletes the tree in ``free()`` — called explicitly, in a `defer` of
-/// the scope that reads the document (never from `deinit`: the optimizer may end an object's
-/// life at its last use, while sub-tables read from it are still in use). The tree's pointer is TOMLKit's
-/// internal stored property `tablePointer`, read by reflection; should a TOMLKit version
-/// rename it, nothing is freed (the old leak, not a crash), and `ConfigLoaderTests` says so.
+/// every read of a string or of a table's keys leaked a C copy of it. This holds the root
+/// table, hands out strings and keys without the leak, and deletes the tree in ``free()``,
+/// called explicitly in a `defer` of the scope that reads the document (never from `deinit`:
+/// the optimizer may end an object's life at its last use, while sub-tables read from it are
+/// still in use). The tree's pointer is TOMLKit's internal stored property `tablePointer`,
+/// read by reflection; should a TOMLKit version rename it, nothing is freed (the old leak,
+/// not a crash), and `ConfigLoaderTests` says so.
 final class TOMLDocument {
     /// The document's root table; its values and sub-tables are valid until ``free()``.
     let root: TOMLTable

@@ -29,9 +29,12 @@ enum EnvelopeResponse {
         make(Envelope<String>(ret: true, message: message, reason: nil, data: nil))
     }
 
+    /// Every envelope's `Content-Type`.
+    static let contentType = "application/json; charset=utf-8"
+
     /// `{"data":[],"ret":true}`, encoded once: an idle host's `/api/check`, which deploys poll.
     static func emptyList() -> Response {
-        Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: ResponseBody(byteBuffer: emptyListBody))
+        Response(status: .ok, headers: [.contentType: contentType], body: ResponseBody(byteBuffer: emptyListBody))
     }
 
     static let emptyListBody = ByteBuffer(data: (try? encoder.encode(Envelope<[String]>(ret: true, message: nil, reason: nil, data: []))) ?? Data())
@@ -40,20 +43,20 @@ enum EnvelopeResponse {
         make(Envelope(ret: true, message: nil, reason: nil, data: payload))
     }
 
-    /// Writes a `ret:false` envelope answer straight into a channel (below the responder: the
-    /// HTTP layer's own refusals), with `Connection: close`.
     /// The bytes of a `ret:false` envelope.
     static func failureBody(message: String, reason: String) -> Data {
         (try? encoder.encode(Envelope<String>(ret: false, message: message, reason: reason, data: nil))) ?? Data()
     }
 
+    /// Writes a `ret:false` envelope answer straight into a channel (below the responder: the
+    /// HTTP layer's own refusals), with `Connection: close`.
     static func writeRaw(
         status: HTTPResponse.Status, message: String, reason: String, context: ChannelHandlerContext,
         wrap: (HTTPResponsePart) -> NIOAny
     ) {
         let body = failureBody(message: message, reason: reason)
         let head = HTTPResponse(status: status, headerFields: [
-            .contentType: "application/json; charset=utf-8", .contentLength: "\(body.count)", .connection: "close",
+            .contentType: contentType, .contentLength: "\(body.count)", .connection: "close",
         ])
         context.write(wrap(.head(head)), promise: nil)
         context.write(wrap(.body(ByteBuffer(bytes: body))), promise: nil)
@@ -63,7 +66,7 @@ enum EnvelopeResponse {
     static func make(_ envelope: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
         let body = (try? encoder.encode(envelope)) ?? Data(#"{"ret":false,"message":"内部错误"}"#.utf8)
         var fields = headers
-        fields[.contentType] = "application/json; charset=utf-8"
+        fields[.contentType] = contentType
         return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 }

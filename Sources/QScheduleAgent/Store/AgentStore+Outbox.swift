@@ -2,14 +2,14 @@ import Foundation
 import GRDB
 import Synchronization
 
-/// The number of reports waiting in the outbox. The store adds one per finished task it
-/// queues; the reporter sets the true count after each delivery, so a drift cannot last.
+/// The number of reports waiting in the outbox.
 ///
 /// Kept by deltas only: each commit that queues reports adds them, each removal subtracts
 /// the rows it deleted. (Setting it from a `COUNT(*)` read inside the removal's transaction
 /// lost the addition of a report committed in between, and the reporter then slept on a
 /// non-empty outbox.) A report committed and delivered before its addition is counted may
-/// leave it below zero for an instant; it reads as 0.
+/// leave it below zero for an instant; it reads as 0. The reporter also reads the table every
+/// 5 s whatever the count says.
 public final class OutboxDepth: Sendable {
     private let count: Mutex<Int>
     /// Signalled whenever a report is queued; the reporter waits on it while the outbox is empty.

@@ -57,7 +57,7 @@ final class PlainHTTPRefusal: ChannelInboundHandler, RemovableChannelHandler {
         }
         refused = true
         let body = EnvelopeResponse.failureBody(message: SeedMessage.badRequest, reason: FailureReason.tlsRequired)
-        var head = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\n"
+        var head = "HTTP/1.1 400 Bad Request\r\nContent-Type: \(EnvelopeResponse.contentType)\r\n"
         head += "Content-Length: \(body.count)\r\nConnection: close\r\n\r\n"
         var answer = context.channel.allocator.buffer(capacity: head.utf8.count + body.count)
         answer.writeString(head)

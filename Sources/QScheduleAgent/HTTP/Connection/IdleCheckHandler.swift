@@ -79,7 +79,7 @@ final class IdleCheckHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func answerIdle(context: ChannelHandlerContext, close: Bool) {
-        var head = HTTPDate.idleCheckHead()
+        var head = IdleCheckHead.current()
         if close { head.headerFields[.connection] = "close" }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(EnvelopeResponse.emptyListBody)), promise: nil)
@@ -115,21 +115,21 @@ struct IdleCheckChannel<Base: ServerChildChannel>: ServerChildChannel {
     }
 }
 
-/// The idle `/api/check` answer's head, with its `Date` (RFC 9110 IMF-fixdate), made once
-/// per second.
-enum HTTPDate {
+/// The idle `/api/check` answer's head — the responder's headers, `Date` (RFC 9110
+/// IMF-fixdate) included — made once per second.
+enum IdleCheckHead {
     private static let cache = Mutex<(second: Int, head: HTTPResponse?)>((-1, nil))
     private static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
     private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
-    static func idleCheckHead() -> HTTPResponse {
+    static func current() -> HTTPResponse {
         let seconds = time(nil)
         return cache.withLock { cached in
             if cached.second == seconds, let head = cached.head { return head }
             let head = HTTPResponse(status: .ok, headerFields: [
-                .contentType: "application/json; charset=utf-8",
+                .contentType: EnvelopeResponse.contentType,
                 .contentLength: String(EnvelopeResponse.emptyListBody.readableBytes),
-                .date: text(seconds),
+                .date: httpDate(seconds),
                 .server: "qagent",
             ])
             cached = (seconds, head)
@@ -138,7 +138,7 @@ enum HTTPDate {
     }
 
     /// `seconds` since the epoch as an IMF-fixdate: `Mon, 30 Nov 2026 21:24:01 GMT`.
-    static func text(_ seconds: Int) -> String {
+    static func httpDate(_ seconds: Int) -> String {
         var seconds = seconds
         var parts = tm()
         gmtime_r(&seconds, &parts)
