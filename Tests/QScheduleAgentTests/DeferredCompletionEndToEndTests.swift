@@ -55,12 +55,18 @@ struct DeferredCompletionEndToEndTests {
         _ = try? DurabilityTests.shell("pkill -KILL -f -- '--force \(path)$' || true")
     }
 
+    /// Dispatches `example.compress` of `path`; the task id.
+    private static func compress(_ path: String, on agent: AgentProcess) async throws -> String {
+        let reply = try await agent.call("POST", "/api2/tasks.do", json: #"{"job":"example.compress","param":{"path":"\#(path)"}}"#)
+        return try #require(reply.message, "\(reply.text)")
+    }
+
     @Test("completed by gzip's exit (200), not when the handler returned")
     func completes() async throws {
         let agent = try await start()
         defer { agent.killNow() }
         let path = try Self.bigFile(in: agent.dataDir)
-        let id = try #require(try await agent.call("POST", "/api2/tasks.do", json: #"{"job":"example.compress","param":{"path":"\#(path)"}}"#).message)
+        let id = try await Self.compress(path, on: agent)
         #expect(try await eventually(seconds: 60) { try await agent.call("GET", "/api2/tasks/\(id).do").data?["lastState"] == .int(200) })
         let info = try #require(try await agent.call("GET", "/api2/tasks/\(id).do").data)
         // The handler returns within milliseconds of starting gzip; gzip takes about a second
@@ -77,7 +83,7 @@ struct DeferredCompletionEndToEndTests {
         defer { agent.killNow() }
         let path = try Self.slowFile(in: agent.dataDir)
         defer { Self.stopGzip(on: path) }
-        let id = try #require(try await agent.call("POST", "/api2/tasks.do", json: #"{"job":"example.compress","param":{"path":"\#(path)"}}"#).message)
+        let id = try await Self.compress(path, on: agent)
         // gzip runs: the handler has started it, deferred and returned.
         #expect(await eventually(seconds: 10) { Self.gzipRunning(on: path) })
         let busy = try await agent.call("GET", "/api/check/127.0.0.1.do", token: nil)
@@ -100,7 +106,7 @@ struct DeferredCompletionEndToEndTests {
         defer { first.killNow() }
         let path = try Self.slowFile(in: first.dataDir)
         defer { Self.stopGzip(on: path) }
-        let id = try #require(try await first.call("POST", "/api2/tasks.do", json: #"{"job":"example.compress","param":{"path":"\#(path)"}}"#).message)
+        let id = try await Self.compress(path, on: first)
         #expect(await eventually(seconds: 10) { Self.gzipRunning(on: path) })
         first.killNow()
         _ = try await first.stop(signal: 0)
