@@ -4,12 +4,13 @@ import QScheduleAgent
 
 /// Builds an agent in a temporary folder with `jobs` and runs its runner and scheduler
 /// (no HTTP) for the duration of `body`.
-func withBenchAgent(jobs: String, _ body: (Agent) async throws -> Void) async throws {
+func withBenchAgent(jobs: String, durability: AgentStore.Durability = .full, _ body: (Agent) async throws -> Void) async throws {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qagent-bench-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let text = "[agent]\ntoken = \"bench-token-0123456789\"\ndata_dir = \"\(dir)\"\nmax_running = 1000\nmax_queued = 10000\n" + jobs
-    let config = try ConfigLoader.parse(text, baseDirectory: dir)
+    var config = try ConfigLoader.parse(text, baseDirectory: dir)
+    config.agent.journalDurability = durability
     var logger = Logger(label: "bench")
     logger.logLevel = .error
     let agent = try Agent(config: config, logger: logger)
