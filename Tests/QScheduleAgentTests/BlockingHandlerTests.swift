@@ -81,4 +81,27 @@ struct BlockingHandlerTests {
             })
         }
     }
+
+    @Test("a synchronous trailing closure is a plain closure handler: only register(name, blocking:) runs on the blocking_threads pool")
+    func trailingClosureIsNotBlocking() async throws {
+        let threads = Mutex<[String: String]>([:])
+        @Sendable func record(_ job: String) {
+            let thread = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?"
+            threads.withLock { $0[job] = thread.trimmingCharacters(in: .newlines) }
+        }
+        var handlers = HandlerRegistry()
+        handlers.register("t.trailing") { _ in record("t.trailing") }
+        handlers.register("t.blocking", blocking: { _ in record("t.blocking") })
+        let jobs = "[[job]]\nname = \"t.trailing\"\n[[job]]\nname = \"t.blocking\"\n"
+        try await InProcessAgent.with(jobs: jobs, handlers: handlers) { agent in
+            for job in ["t.trailing", "t.blocking"] {
+                let id = try #require(try await agent.call(.post, "/api2/tasks.do", body: #"{"job":"\#(job)"}"#).message)
+                #expect(try await eventually { try agent.agent.store.task(id)?.result == .succeeded })
+            }
+        }
+        // NIOThreadPool names its threads "TP-#<n>"; the cooperative pool's are Dispatch's.
+        let names = threads.withLock { $0 }
+        #expect(names["t.blocking"]?.hasPrefix("TP-#") == true, "\(names)")
+        #expect(names["t.trailing"].map { !$0.hasPrefix("TP-#") } == true, "\(names)")
+    }
 }

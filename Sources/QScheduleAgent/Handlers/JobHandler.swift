@@ -41,10 +41,24 @@ public struct HandlerRegistry: Sendable {
         handlers[name] = ClosureJobHandler(body)
     }
 
+    /// Registers a synchronous closure for jobs named `name`, run like the asynchronous one
+    /// (on the cooperative pool): for short work that does not block its thread. Work that
+    /// blocks goes to ``register(_:blocking:)``.
+    public mutating func register(_ name: String, _ body: @escaping @Sendable (TaskContext) throws -> Void) {
+        handlers[name] = ClosureJobHandler { context in try body(context) }
+    }
+
     /// Registers a synchronous closure that blocks its thread (synchronous I/O, `sleep`, a C
     /// library) for jobs named `name`: it runs whole on the agent's `blocking_threads` pool,
     /// never on the cooperative pool that serves requests (see ``TaskContext/blocking(_:)``).
     /// Cancellation is checked when it returns.
+    ///
+    /// Only with the label written out, `register(name, blocking: { ... })`: a trailing
+    /// closure, `register(name) { ... }`, is a plain closure handler even when its body is
+    /// synchronous. (Swift lets a trailing closure fill a labelled parameter: before the
+    /// synchronous overload above, every synchronous trailing closure went to the blocking
+    /// pool, an extra thread hop per task that nobody asked for.)
+    @_disfavoredOverload
     public mutating func register(_ name: String, blocking body: @escaping @Sendable (TaskContext) throws -> Void) {
         handlers[name] = ClosureJobHandler { context in
             try await context.blocking { try body(context) }
