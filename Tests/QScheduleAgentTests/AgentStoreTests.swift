@@ -59,37 +59,6 @@ struct AgentStoreTests {
         #expect(try reopened.jobState("never-seen") == JobStateRecord(name: "never-seen"))
     }
 
-    @Test("a process record takes no transaction of its own: it rides with the next write, commits alone after its delay, and is not lost at close")
-    func processRecordRidesAlong() async throws {
-        let dir = try makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try AgentStore(dataDirectory: dir)
-        for id in ["t-1", "t-2", "t-3"] {
-            try await store.insertTask(TaskRecord(id: id, job: "j", param: "{}", trigger: .dispatch, acceptedAt: 1000))
-            try await store.markRunning(id, attempt: 1, startTime: 1100)
-        }
-        let before = store.journalStatistics.transactions
-
-        // Rides with the next write: one transaction for both.
-        store.recordProcessSoon("t-1", process: ProcessIdentity(pid: 4241, startTicks: 7, instance: "i-1"))
-        try await store.finishTask(TaskCompletion(taskID: "t-1", job: "j", result: .succeeded, startTime: 1100, endTime: 1200, message: "ok"))
-        #expect(store.journalStatistics.transactions == before + 1)
-        #expect(try store.task("t-1")?.pid == 4241)
-
-        // Alone: not before its delay, then in a transaction of its own.
-        store.recordProcessSoon("t-2", process: ProcessIdentity(pid: 4242, startTicks: 7, instance: "i-1"))
-        #expect(try store.task("t-2")?.pid == nil)
-        #expect(try await eventually(seconds: 5) { try store.task("t-2")?.pid == 4242 })
-        #expect(store.journalStatistics.transactions == before + 2)
-
-        // Queued at close: committed by the close, read after a reopen.
-        store.recordProcessSoon("t-3", process: ProcessIdentity(pid: 4243, startTicks: 7, instance: "i-1"))
-        try store.close()
-        let reopened = try AgentStore(dataDirectory: dir)
-        defer { try? reopened.close() }
-        #expect(try reopened.task("t-3")?.pid == 4243)
-    }
-
     @Test("a job taken offline on this host stays offline after a restart of the agent")
     func offlinePersists() async throws {
         let dir = try makeTemporaryDirectory()

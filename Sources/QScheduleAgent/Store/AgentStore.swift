@@ -79,7 +79,6 @@ public final class AgentStore: Sendable {
 
     /// Closes the database; every later call throws. Used at shutdown and by fault tests.
     public func close() throws {
-        journal.commitQueued()
         closed.withLock { $0 = true }
         try pool.close()
     }
@@ -428,21 +427,15 @@ public final class AgentStore: Sendable {
         }
     }
 
-    /// Queues the process identity of a started command without waiting for its commit and
-    /// without a fsync of its own: it commits with the next journal write (at the latest after
-    /// ``processRecordDelay``), and before or with anything journaled for the task afterwards,
-    /// such as its completion. Only the restart's leftover sweep reads it, and that sweep also
-    /// finds a task's processes by their environment markers, so a crash inside the delay
-    /// costs a leftover only its grace period (SIGKILL instead of SIGTERM first).
+    /// Queues the process identity of a started command without waiting for its commit: it
+    /// commits before (or with) anything journaled for the task afterwards, such as its
+    /// completion. Only the restart's leftover sweep reads it.
     public func recordProcessSoon(_ id: String, process: ProcessIdentity) {
-        journal.enqueue(within: Self.processRecordDelay) { db in
+        journal.enqueue { db in
             try db.cachedStatement(sql: "UPDATE task SET pid = ?, pid_start = ?, instance = ? WHERE id = ?")
                 .execute(arguments: [process.pid, process.startTicks, process.instance, id])
         }
     }
-
-    /// How long a process record may wait for another write to share its transaction.
-    static let processRecordDelay = Duration.milliseconds(100)
 
     // MARK: Recovery
 

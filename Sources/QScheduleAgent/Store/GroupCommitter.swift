@@ -13,15 +13,13 @@ final class GroupCommitter: Sendable {
 
     private struct Pending {
         let write: Write
-        /// Told the outcome after the commit; `nil` for a write nobody waits for (see ``enqueue(within:_:)``).
+        /// Told the outcome after the commit; `nil` for a write nobody waits for (see ``enqueue(_:)``).
         let completion: (@Sendable (Result<Void, any Error>) -> Void)?
     }
 
     private struct State {
         var pending: [Pending] = []
         var flushing = false
-        /// A flush is scheduled for writes queued by ``enqueue(_:within:)``.
-        var flushScheduled = false
     }
 
     private let pool: DatabasePool
@@ -59,43 +57,11 @@ final class GroupCommitter: Sendable {
         return ticket
     }
 
-    /// Queues `write` without waiting for it and without starting a transaction for it: it
-    /// rides with the next transaction another write starts, or commits on its own once
-    /// `delay` has passed. Writes commit in the order they were queued or written, so a later
-    /// ``write(_:)`` that depends on this one commits in the same transaction or after it.
-    ///
-    /// For records only a crash recovery reads: a fsync of their own would hold up the
-    /// writes that callers wait for (a task's start) behind them.
-    func enqueue(within delay: Duration, _ write: @escaping Write) {
-        let schedule = state.withLock { state -> Bool in
-            state.pending.append(Pending(write: write, completion: nil))
-            guard !state.flushing, !state.flushScheduled else { return false }
-            state.flushScheduled = true
-            return true
-        }
-        guard schedule else { return }
-        Task {
-            try? await Task.sleep(for: delay)
-            let start = self.state.withLock { state -> Bool in
-                state.flushScheduled = false
-                guard !state.flushing, !state.pending.isEmpty else { return false }
-                state.flushing = true
-                return true
-            }
-            if start { self.flush() }
-        }
-    }
-
-    /// Commits what is queued now, on the caller's thread, unless a flush is under way (it
-    /// commits them). Used before the database closes, so queued writes are not lost.
-    func commitQueued() {
-        let batch = state.withLock { state -> [Pending] in
-            guard !state.flushing else { return [] }
-            defer { state.pending = [] }
-            return state.pending
-        }
-        guard !batch.isEmpty else { return }
-        pool.writeWithoutTransaction { db in commit(batch, in: db) }
+    /// Queues `write` for the next group transaction without waiting for it. Writes commit in
+    /// the order they were queued or written, so a later ``write(_:)`` that depends on this one
+    /// commits in the same transaction or after it.
+    func enqueue(_ write: @escaping Write) {
+        append(Pending(write: write, completion: nil))
     }
 
     private func append(_ pending: Pending) {
@@ -119,36 +85,31 @@ final class GroupCommitter: Sendable {
                     return batch
                 }
                 guard !batch.isEmpty else { return }
-                self.commit(batch, in: db)
-            }
-        }
-    }
-
-    /// One transaction for `batch`, each write in its own savepoint; tells each its outcome.
-    private func commit(_ batch: [Pending], in db: Database) {
-        var results: [Result<Void, any Error>] = []
-        results.reserveCapacity(batch.count)
-        let began = ContinuousClock.now
-        do {
-            try db.inTransaction(.immediate) {
-                for pending in batch {
-                    do {
-                        try db.inSavepoint {
-                            try pending.write(db)
-                            return .commit
+                var results: [Result<Void, any Error>] = []
+                results.reserveCapacity(batch.count)
+                let began = ContinuousClock.now
+                do {
+                    try db.inTransaction(.immediate) {
+                        for pending in batch {
+                            do {
+                                try db.inSavepoint {
+                                    try pending.write(db)
+                                    return .commit
+                                }
+                                results.append(.success(()))
+                            } catch {
+                                results.append(.failure(error))
+                            }
                         }
-                        results.append(.success(()))
-                    } catch {
-                        results.append(.failure(error))
+                        return .commit
                     }
+                    self.counts.withLock { $0 = ($0.transactions + 1, $0.writes + batch.count) }
+                    self.committed?(ContinuousClock.now - began)
+                    for (pending, result) in zip(batch, results) { pending.completion?(result) }
+                } catch {
+                    for pending in batch { pending.completion?(.failure(error)) }
                 }
-                return .commit
             }
-            counts.withLock { $0 = ($0.transactions + 1, $0.writes + batch.count) }
-            committed?(ContinuousClock.now - began)
-            for (pending, result) in zip(batch, results) { pending.completion?(result) }
-        } catch {
-            for pending in batch { pending.completion?(.failure(error)) }
         }
     }
 }
