@@ -15,7 +15,7 @@ struct Envelope<Payload: Encodable>: Encodable {
 /// Builds envelope responses. Every documented outcome is HTTP 200; only transport-level
 /// refusals (404, 405, 413) and readiness use other statuses, still with an envelope.
 enum EnvelopeResponse {
-    private static let encoder: JSONEncoder = {
+    static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
@@ -25,8 +25,51 @@ enum EnvelopeResponse {
         make(Envelope<String>(ret: false, message: message, reason: reason, data: nil), status: status, headers: headers)
     }
 
+    /// `{"message":...,"ret":true}`: every dispatch acknowledgement. Written directly, the
+    /// same bytes as the encoder's (a test compares them for every kind of character); the
+    /// encoder cost about 3 % of the agent's CPU under a flood of dispatches.
     static func success(message: String) -> Response {
-        make(Envelope<String>(ret: true, message: message, reason: nil, data: nil))
+        Response(status: .ok, headers: [.contentType: contentType], body: ResponseBody(byteBuffer: successBody(message: message)))
+    }
+
+    static func successBody(message: String) -> ByteBuffer {
+        var body = ByteBuffer()
+        body.reserveCapacity(message.utf8.count + 24)
+        body.writeStaticString(#"{"message":"#)
+        writeJSONString(message, to: &body)
+        body.writeStaticString(#","ret":true}"#)
+        return body
+    }
+
+    /// `text` as a JSON string, escaped as the envelope's encoder escapes it: `"` and `\\`,
+    /// control characters (`\b`, `\f`, `\n`, `\r`, `\t`, else `\u00XX`); slashes and
+    /// non-ASCII characters as they are.
+    static func writeJSONString(_ text: String, to buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "\""))
+        let utf8 = text.utf8
+        var plain = utf8.startIndex  // the start of the bytes not yet written
+        for index in utf8.indices {
+            let byte = utf8[index]
+            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+            buffer.writeBytes(utf8[plain..<index])
+            plain = utf8.index(after: index)
+            switch byte {
+            case UInt8(ascii: "\""): buffer.writeStaticString(#"\""#)
+            case UInt8(ascii: "\\"): buffer.writeStaticString(#"\\"#)
+            case 0x08: buffer.writeStaticString(#"\b"#)
+            case 0x0C: buffer.writeStaticString(#"\f"#)
+            case UInt8(ascii: "\n"): buffer.writeStaticString(#"\n"#)
+            case UInt8(ascii: "\r"): buffer.writeStaticString(#"\r"#)
+            case UInt8(ascii: "\t"): buffer.writeStaticString(#"\t"#)
+            default:
+                buffer.writeStaticString(#"\u00"#)
+                for nibble in [byte >> 4, byte & 0x0F] {
+                    buffer.writeInteger(nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10)
+                }
+            }
+        }
+        buffer.writeBytes(utf8[plain...])
+        buffer.writeInteger(UInt8(ascii: "\""))
     }
 
     /// Every envelope's `Content-Type`.

@@ -193,26 +193,26 @@ struct SeedAPI: Sendable {
 
     /// The query of `GET /api2/tasks.do?job=&state=&since=&before=&limit=`, or `参数错误`.
     static func taskQuery(_ parameters: [String: String]) -> Result<AgentStore.TaskQuery, Response.Failure> {
-        let invalid = Response.Failure(EnvelopeResponse.failure(SeedMessage.badRequest))
+        func invalid() -> Response.Failure { Response.Failure(EnvelopeResponse.failure(SeedMessage.badRequest)) }
         var query = AgentStore.TaskQuery()
         if let job = parameters["job"] {
-            guard Identifier.isJobName(job) else { return .failure(invalid) }
+            guard Identifier.isJobName(job) else { return .failure(invalid()) }
             query.job = job
         }
         if let state = parameters["state"] {
-            guard let status = TaskStatus(rawValue: state) else { return .failure(invalid) }
+            guard let status = TaskStatus(rawValue: state) else { return .failure(invalid()) }
             query.status = status
         }
         if let text = parameters["since"] {
-            guard let value = Int64(text), value >= 0 else { return .failure(invalid) }
+            guard let value = Int64(text), value >= 0 else { return .failure(invalid()) }
             query.since = value
         }
         if let text = parameters["before"] {
-            guard let cursor = AgentStore.TaskCursor(text) else { return .failure(invalid) }
+            guard let cursor = AgentStore.TaskCursor(text) else { return .failure(invalid()) }
             query.before = cursor
         }
         if let text = parameters["limit"] {
-            guard let limit = Int(text), (1...maxTaskPage).contains(limit) else { return .failure(invalid) }
+            guard let limit = Int(text), (1...maxTaskPage).contains(limit) else { return .failure(invalid()) }
             query.limit = limit
         }
         return .success(query)
@@ -254,22 +254,23 @@ struct SeedAPI: Sendable {
 
         /// Parses `body`, or answers `参数错误`; `worker` is read only when `allowsWorker`.
         static func parse(_ body: JSONValue?, allowsWorker: Bool) -> Result<DispatchRequest, Response.Failure> {
-            let invalid = Response.Failure(EnvelopeResponse.failure(SeedMessage.badRequest))
+            // Built only when needed: encoding it for every request showed in the dispatch profile.
+            func invalid() -> Result<DispatchRequest, Response.Failure> { .failure(Response.Failure(EnvelopeResponse.failure(SeedMessage.badRequest))) }
             guard let object = body?.objectValue, let job = object["job"]?.stringValue, Identifier.isJobName(job) else {
-                return .failure(invalid)
+                return invalid()
             }
             var request = DispatchRequest(job: job, param: .object([:]))
             switch object["param"] {
             case nil, .null?: break
             case .object?: request.param = object["param"]!
-            default: return .failure(invalid)
+            default: return invalid()
             }
             if let given = object["taskId"] {
-                guard let text = given.stringValue, Identifier.isTaskID(text) else { return .failure(invalid) }
+                guard let text = given.stringValue, Identifier.isTaskID(text) else { return invalid() }
                 request.taskID = text
             }
             if let pinned = object["worker"], allowsWorker {
-                guard let text = pinned.stringValue, let address = ListenAddress(parsing: text) else { return .failure(invalid) }
+                guard let text = pinned.stringValue, let address = ListenAddress(parsing: text) else { return invalid() }
                 request.worker = address.description
             }
             return .success(request)
@@ -438,11 +439,11 @@ struct SeedAPI: Sendable {
             guard let object = body?.objectValue, let job = object["jobName"]?.stringValue, Identifier.isJobName(job) else {
                 return .failure(.init(EnvelopeResponse.failure(SeedMessage.badRequest)))
             }
-            let invalidJSON = Response.Failure(EnvelopeResponse.failure(SeedMessage.workersJSONInvalid))
+            func invalidJSON() -> Response.Failure { Response.Failure(EnvelopeResponse.failure(SeedMessage.workersJSONInvalid)) }
             let workers: [String: JSONValue]
             switch object["workers"] {
             case .string(let text)?:
-                guard let parsed = JSONValue(parsing: text)?.objectValue else { return .failure(invalidJSON) }
+                guard let parsed = JSONValue(parsing: text)?.objectValue else { return .failure(invalidJSON()) }
                 workers = parsed
             case .object(let parsed)?:
                 workers = parsed
@@ -452,11 +453,11 @@ struct SeedAPI: Sendable {
             var wanted: [(address: ListenAddress, online: Bool)] = []
             for (key, value) in workers {
                 guard let address = ListenAddress(parsing: key), IPAddress(address.host) != nil, let online = value.boolValue else {
-                    return .failure(invalidJSON)
+                    return .failure(invalidJSON())
                 }
                 wanted.append((address, online))
             }
-            guard !wanted.isEmpty else { return .failure(invalidJSON) }
+            guard !wanted.isEmpty else { return .failure(invalidJSON()) }
             return .success(WorkersRequest(job: job, wanted: wanted))
         }
     }
