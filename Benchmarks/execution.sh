@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Execution benchmark (issue: execution engine): /bin/true tasks through the agent beside a
-# plain spawn-and-wait loop, same parallelism, one run.
+# Execution benchmark: /bin/true tasks through the agent beside a plain spawn-and-wait loop,
+# same parallelism, one run; then the agent again with its journal unsynced, to show the
+# share of the fsync that makes each start durable before its spawn (comparison only).
 #   Benchmarks/execution.sh            # 2000 tasks, parallelism 2
 #   TASKS=5000 PARALLEL=4 Benchmarks/execution.sh
 set -euo pipefail

@@ -16,6 +16,8 @@
 #     (2 workers) serving the same JSON answer as a static file.
 #   - idle memory: RSS and anonymous RSS after start. Peer: Celery's master and its 2 children.
 #   - 10,000 jobs in the config: RSS once ready.
+#   - with STATIC_BINARY=path (a qagent from scripts/release.sh, linked statically): its idle RSS
+#     and anonymous RSS, for the static binary's goal.
 #   - start to ready: from exec to the first answer of /healthz, median of 10, polled every
 #     0.5 ms by Benchmarks/peers/ready.py (a curl-and-sleep loop added 10-15 ms of its own).
 # Installs what it lacks: redis-server, nginx-light, wrk (apt); celery[redis] (PyPI, in a venv
@@ -134,6 +136,19 @@ sleep 2
 many_rss=$(rss_kb "$MANY")
 kill "$MANY"; wait "$MANY" 2>/dev/null || true
 
+# The static release binary, when given: idle memory with one command job.
+if [ -n "${STATIC_BINARY:-}" ]; then
+  printf '[agent]\nlisten = "127.0.0.1:%s"\ntoken = "%s"\ndata_dir = "%s"\n\n[[job]]\nname = "bench.true"\ncommand = ["/bin/true"]\n' \
+    "$PORT" "$TOKEN" "$WORK/static" >"$WORK/static.conf"
+  "$STATIC_BINARY" run --config "$WORK/static.conf" >/dev/null 2>&1 &
+  STATIC=$!
+  PIDS+=("$STATIC")
+  wait_ready "$BASE/healthz"
+  sleep 2
+  static_rss=$(rss_kb "$STATIC"); static_anon=$(anon_kb "$STATIC")
+  kill "$STATIC"; wait "$STATIC" 2>/dev/null || true
+fi
+
 # --- nginx: the same /api/check answer as a static file --------------------------------------
 mkdir -p "$WORK/www/api/check" "$WORK/nginx"
 chmod 755 "$WORK"  # nginx's workers run as nobody when started by root
@@ -186,4 +201,7 @@ printf '%-38s %14s %22s %8s %s\n' "/api/check p99, ms" "$check_p99" "$nginx_p99 
 printf '%-38s %14s %22s %8s %s\n' "idle RSS, MB" "$(mb "$agent_rss")" "$(mb "$celery_rss") Celery" "$(ratio "$agent_rss" "$celery_rss")" ""
 printf '%-38s %14s %22s %8s %s\n' "idle anonymous RSS, MB" "$(mb "$agent_anon")" "$(mb "$celery_anon") Celery" "$(ratio "$agent_anon" "$celery_anon")" "<= 8 MB"
 printf '%-38s %14s %22s %8s %s\n' "10,000 jobs in the config, RSS MB" "$(mb "$many_rss")" "-" "" "<= 60 MB"
+if [ -n "${STATIC_BINARY:-}" ]; then
+  printf '%-38s %14s %22s %8s %s\n' "static binary idle RSS / anon, MB" "$(mb "$static_rss") / $(mb "$static_anon")" "-" "" "RSS <= 25 MB"
+fi
 printf '%-38s %14s %22s %8s %s\n' "start to ready, ms (median of 10)" "$start_ms" "-" "" "<= 50 ms"
