@@ -32,6 +32,7 @@ enum EnvelopeResponse {
         Response(status: .ok, headers: [.contentType: contentType], body: ResponseBody(byteBuffer: successBody(message: message)))
     }
 
+    /// The body of ``success(message:)``.
     static func successBody(message: String) -> ByteBuffer {
         var body = ByteBuffer()
         body.reserveCapacity(message.utf8.count + 24)

@@ -191,28 +191,31 @@ struct SeedAPI: Sendable {
     /// Largest page of `GET /api2/tasks.do`.
     static let maxTaskPage = 1_000
 
+    /// `参数错误`, for the parsers that return a `Result`; built when returned (encoding it up
+    /// front for every dispatch showed in the dispatch profile).
+    static var badRequest: Response.Failure { Response.Failure(EnvelopeResponse.failure(SeedMessage.badRequest)) }
+
     /// The query of `GET /api2/tasks.do?job=&state=&since=&before=&limit=`, or `参数错误`.
     static func taskQuery(_ parameters: [String: String]) -> Result<AgentStore.TaskQuery, Response.Failure> {
-        func invalid() -> Response.Failure { Response.Failure(EnvelopeResponse.failure(SeedMessage.badRequest)) }
         var query = AgentStore.TaskQuery()
         if let job = parameters["job"] {
-            guard Identifier.isJobName(job) else { return .failure(invalid()) }
+            guard Identifier.isJobName(job) else { return .failure(badRequest) }
             query.job = job
         }
         if let state = parameters["state"] {
-            guard let status = TaskStatus(rawValue: state) else { return .failure(invalid()) }
+            guard let status = TaskStatus(rawValue: state) else { return .failure(badRequest) }
             query.status = status
         }
         if let text = parameters["since"] {
-            guard let value = Int64(text), value >= 0 else { return .failure(invalid()) }
+            guard let value = Int64(text), value >= 0 else { return .failure(badRequest) }
             query.since = value
         }
         if let text = parameters["before"] {
-            guard let cursor = AgentStore.TaskCursor(text) else { return .failure(invalid()) }
+            guard let cursor = AgentStore.TaskCursor(text) else { return .failure(badRequest) }
             query.before = cursor
         }
         if let text = parameters["limit"] {
-            guard let limit = Int(text), (1...maxTaskPage).contains(limit) else { return .failure(invalid()) }
+            guard let limit = Int(text), (1...maxTaskPage).contains(limit) else { return .failure(badRequest) }
             query.limit = limit
         }
         return .success(query)
@@ -254,23 +257,21 @@ struct SeedAPI: Sendable {
 
         /// Parses `body`, or answers `参数错误`; `worker` is read only when `allowsWorker`.
         static func parse(_ body: JSONValue?, allowsWorker: Bool) -> Result<DispatchRequest, Response.Failure> {
-            // Built only when needed: encoding it for every request showed in the dispatch profile.
-            func invalid() -> Result<DispatchRequest, Response.Failure> { .failure(Response.Failure(EnvelopeResponse.failure(SeedMessage.badRequest))) }
             guard let object = body?.objectValue, let job = object["job"]?.stringValue, Identifier.isJobName(job) else {
-                return invalid()
+                return .failure(SeedAPI.badRequest)
             }
             var request = DispatchRequest(job: job, param: .object([:]))
             switch object["param"] {
             case nil, .null?: break
             case .object?: request.param = object["param"]!
-            default: return invalid()
+            default: return .failure(SeedAPI.badRequest)
             }
             if let given = object["taskId"] {
-                guard let text = given.stringValue, Identifier.isTaskID(text) else { return invalid() }
+                guard let text = given.stringValue, Identifier.isTaskID(text) else { return .failure(SeedAPI.badRequest) }
                 request.taskID = text
             }
             if let pinned = object["worker"], allowsWorker {
-                guard let text = pinned.stringValue, let address = ListenAddress(parsing: text) else { return invalid() }
+                guard let text = pinned.stringValue, let address = ListenAddress(parsing: text) else { return .failure(SeedAPI.badRequest) }
                 request.worker = address.description
             }
             return .success(request)
@@ -309,7 +310,7 @@ struct SeedAPI: Sendable {
     /// The journaled task `id`, or the answer for a bad id (`参数错误`), an unknown one
     /// (`task不存在`) or an unreadable store (`查询失败`).
     private func journaledTask(_ id: String?) -> Result<TaskRecord, Response.Failure> {
-        guard let id, Identifier.isTaskID(id) else { return .failure(.init(EnvelopeResponse.failure(SeedMessage.badRequest))) }
+        guard let id, Identifier.isTaskID(id) else { return .failure(Self.badRequest) }
         do {
             guard let record = try store.task(id) else {
                 return .failure(.init(EnvelopeResponse.failure(SeedMessage.taskNotFound, reason: FailureReason.taskNotFound)))
@@ -437,7 +438,7 @@ struct SeedAPI: Sendable {
         /// `参数错误` / `workers json 格式非法`.
         static func parse(_ body: JSONValue?) -> Result<WorkersRequest, Response.Failure> {
             guard let object = body?.objectValue, let job = object["jobName"]?.stringValue, Identifier.isJobName(job) else {
-                return .failure(.init(EnvelopeResponse.failure(SeedMessage.badRequest)))
+                return .failure(SeedAPI.badRequest)
             }
             func invalidJSON() -> Response.Failure { Response.Failure(EnvelopeResponse.failure(SeedMessage.workersJSONInvalid)) }
             let workers: [String: JSONValue]
@@ -448,7 +449,7 @@ struct SeedAPI: Sendable {
             case .object(let parsed)?:
                 workers = parsed
             default:
-                return .failure(.init(EnvelopeResponse.failure(SeedMessage.badRequest)))
+                return .failure(SeedAPI.badRequest)
             }
             var wanted: [(address: ListenAddress, online: Bool)] = []
             for (key, value) in workers {
