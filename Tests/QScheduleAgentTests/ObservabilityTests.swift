@@ -69,6 +69,73 @@ struct ObservabilityTests {
         #expect(ts.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"#, options: .regularExpression) != nil, "\(ts)")
     }
 
+    /// Collects what `StreamLogHandler` writes.
+    final class LineStream: TextOutputStream, @unchecked Sendable {
+        let lines = Mutex<[String]>([])
+        func write(_ string: String) { lines.withLock { $0.append(string) } }
+    }
+
+    struct TestFailure: Error, CustomStringConvertible {
+        var description: String { "disk full: no space left" }
+    }
+
+    @Test("text log handler: swift-log's StreamLogHandler lines byte for byte, for every kind of metadata, provider, error and label")
+    func textHandlerMatchesStreamLogHandler() {
+        let provider = Logger.MetadataProvider { ["trace_id": "t-9", "job": "from-provider"] }
+        let events: [LogEvent] = [
+            LogEvent(level: .info, message: "no metadata", metadata: nil, source: nil, file: #fileID, function: #function, line: #line),
+            LogEvent(level: .info, message: "empty metadata", metadata: [:], source: "Custom", file: #fileID, function: #function, line: #line),
+            LogEvent(
+                level: .warning, message: "task failed", metadata: [
+                    "task": "7", "job": "b.fail", "attempt": .stringConvertible(2), "duration_ms": .stringConvertible(Int64(1234)),
+                    "ok": .stringConvertible(true), "ratio": .stringConvertible(0.25), "message": "exit code 3\nsecond line, ünïcode",
+                    "list": ["a", .stringConvertible(1), ["nested"]], "map": ["k": "v"], "empty": [:], "": "empty key",
+                ], source: nil, file: #fileID, function: #function, line: #line),
+            LogEvent(
+                level: .error, message: "with an error", error: TestFailure(), metadata: ["error.message": "replaced"], source: nil,
+                file: #fileID, function: #function, line: #line),
+            LogEvent(level: .critical, message: "only an error", error: TestFailure(), metadata: nil, source: nil, file: #fileID, function: #function, line: #line),
+        ]
+        for label in ["qagent", ""] {
+            for metadataProvider in [nil, provider] {
+                for handlerMetadata: Logger.Metadata in [[:], ["request": "r-1", "job": "from-handler"]] {
+                    // Both lines of an event carry the same second; try again if one ticked by.
+                    var ours: [String] = [], theirs: [String] = []
+                    for _ in 0..<5 {
+                        let sink = LineStream(), reference = LineStream()
+                        var handler = TextLogHandler(label: label, level: .trace, metadataProvider: metadataProvider) { sink.write($0) }
+                        var stream = StreamLogHandler(label: label, stream: reference, metadataProvider: metadataProvider)
+                        for (key, value) in handlerMetadata {
+                            handler[metadataKey: key] = value
+                            stream[metadataKey: key] = value
+                        }
+                        let before = time(nil)
+                        for event in events {
+                            handler.log(event: event)
+                            stream.log(event: event)
+                        }
+                        ours = sink.lines.withLock { $0 }
+                        theirs = reference.lines.withLock { $0 }
+                        if time(nil) == before { break }
+                    }
+                    #expect(ours.count == events.count)
+                    #expect(ours == theirs, "label \(label), provider \(metadataProvider != nil), handler metadata \(handlerMetadata)")
+                }
+            }
+        }
+        // The level is the handler's, as the agent's `--log-level` sets it.
+        let sink = LineStream()
+        let logger = Logger(label: "qagent") { label in TextLogHandler(label: label, level: .notice) { sink.write($0) } }
+        logger.info("below the level")
+        logger.notice("at the level", metadata: ["job": "j"])
+        let written = sink.lines.withLock { $0 }
+        #expect(written.count == 1)
+        #expect(written.first?.hasSuffix(" notice qagent: job=j [QScheduleAgentTests] at the level\n") == true, "\(written)")
+        // The timestamp: local time to the second with the zone's offset, as strftime writes it.
+        #expect(
+            written.first?.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} "#, options: .regularExpression) != nil, "\(written)")
+    }
+
     @Test("the real binary with log_format = json: a line per task state change with task, job, attempt, state, duration_ms, exit_code; every task log ends with how it ended")
     func taskLifecycleLog() async throws {
         try await AgentProcess.with(jobs: Self.jobs, agentExtra: "log_format = \"json\"\nkill_grace = 1") { agent in
