@@ -12,7 +12,7 @@ struct TaskEvents: Sendable {
     let metrics: AgentMetrics?
 
     func accepted(_ record: TaskRecord) {
-        logger.info("task accepted", metadata: Self.identify(record).merging(["trigger": "\(record.trigger.rawValue)"]) { $1 })
+        logger.info("task accepted", metadata: Self.identify(record, ["trigger": .string(record.trigger.rawValue)]))
     }
 
     func started(_ record: TaskRecord) {
@@ -21,16 +21,20 @@ struct TaskEvents: Sendable {
 
     /// A task ended; `ran`: whether it ran here (a queued task killed or covered did not).
     func ended(_ completion: TaskCompletion, attempt: Int, ran: Bool) {
-        var metadata: Logger.Metadata = [
-            "task": "\(completion.taskID)", "job": "\(completion.job)", "attempt": .stringConvertible(attempt),
-            "state": "\(completion.result.metricName)", "result": .stringConvertible(completion.result.rawValue),
-        ]
+        metrics?.taskFinished(job: completion.job, result: completion.result, durationMs: ran ? completion.duration : nil)
+        let level = Self.level(completion.result)
+        guard logger.logLevel <= level else { return }
+        var metadata: Logger.Metadata = Dictionary(minimumCapacity: 9)
+        metadata["task"] = .string(completion.taskID)
+        metadata["job"] = .string(completion.job)
+        metadata["attempt"] = .stringConvertible(attempt)
+        metadata["state"] = .string(completion.result.metricName)
+        metadata["result"] = .stringConvertible(completion.result.rawValue)
         if ran { metadata["duration_ms"] = .stringConvertible(completion.duration) }
         if let code = completion.exitCode { metadata["exit_code"] = .stringConvertible(code) }
         if let signal = completion.signal { metadata["signal"] = .stringConvertible(signal) }
-        if !completion.message.isEmpty { metadata["message"] = "\(completion.message)" }
-        logger.log(level: Self.level(completion.result), "task \(completion.result.ending(message: completion.message))", metadata: metadata)
-        metrics?.taskFinished(job: completion.job, result: completion.result, durationMs: ran ? completion.duration : nil)
+        if !completion.message.isEmpty { metadata["message"] = .string(completion.message) }
+        logger.log(level: level, "task \(completion.result.ending(message: completion.message))", metadata: metadata)
     }
 
     /// A leftover of the previous process queued again (`recover = "retry"`).
@@ -40,7 +44,7 @@ struct TaskEvents: Sendable {
 
     /// A failed or timed-out task queued again as its next attempt after `backoff` (`retries`).
     func retried(_ record: TaskRecord, after backoff: Duration) {
-        logger.notice("task retried", metadata: Self.identify(record).merging(["backoff_ms": .stringConvertible(backoff.nanoseconds / 1_000_000)]) { $1 })
+        logger.notice("task retried", metadata: Self.identify(record, ["backoff_ms": .stringConvertible(backoff.nanoseconds / 1_000_000)]))
         metrics?.taskRetried(job: record.job)
     }
 
@@ -50,8 +54,14 @@ struct TaskEvents: Sendable {
         metrics?.dispatchRefused(reason: reason)
     }
 
-    private static func identify(_ record: TaskRecord) -> Logger.Metadata {
-        ["task": "\(record.id)", "job": "\(record.job)", "attempt": .stringConvertible(record.attempt)]
+    /// The keys naming a task, with `extra` added in place (one dictionary per line).
+    private static func identify(_ record: TaskRecord, _ extra: KeyValuePairs<String, Logger.Metadata.Value> = [:]) -> Logger.Metadata {
+        var metadata: Logger.Metadata = Dictionary(minimumCapacity: 3 + extra.count)
+        metadata["task"] = "\(record.id)"
+        metadata["job"] = .string(record.job)
+        metadata["attempt"] = .stringConvertible(record.attempt)
+        for (key, value) in extra { metadata[key] = value }
+        return metadata
     }
 
     private static func level(_ result: TaskResult) -> Logger.Level {
