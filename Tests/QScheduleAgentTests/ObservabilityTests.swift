@@ -69,6 +69,26 @@ struct ObservabilityTests {
         #expect(ts.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"#, options: .regularExpression) != nil, "\(ts)")
     }
 
+    @Test("JSON log timestamps: what Date.ISO8601FormatStyle writes with fractional seconds, for any second and millisecond")
+    func jsonTimestamps() {
+        let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+        var generator = SystemRandomNumberGenerator()
+        var seconds = [0, 59, 951_782_400, 1_782_863_999, 4_102_444_799]  // epoch, 2000-02-29, a year's last second, 2099
+        for _ in 0..<2_000 { seconds.append(Int.random(in: 0...4_102_444_799, using: &generator)) }
+        for second in seconds {
+            for millisecond in [0, 9, 10, 99, 100, 999, Int.random(in: 0...999, using: &generator)] {
+                // Inside the millisecond, clear of the rounding at its edges.
+                let date = Date(timeIntervalSince1970: Double(second) + Double(millisecond) / 1000 + 0.0004)
+                let ours = UTCMillisecondTimestamp.format(second: second, millisecond: millisecond)
+                #expect(ours == date.formatted(style))
+                if ours != date.formatted(style) { return }
+            }
+        }
+        let now = Date()
+        let parsed = try? style.parse(UTCMillisecondTimestamp.now())
+        #expect(parsed.map { abs($0.timeIntervalSince(now)) < 5 } == true)
+    }
+
     /// Collects what `StreamLogHandler` writes.
     final class LineStream: TextOutputStream, @unchecked Sendable {
         let lines = Mutex<[String]>([])

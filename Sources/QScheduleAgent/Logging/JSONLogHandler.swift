@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// A swift-log handler writing one JSON object per line (JSON Lines), as journald and log
 /// shippers expect. Keys are stable: `ts` (RFC 3339, UTC, milliseconds), `level`, `msg`,
@@ -33,14 +34,14 @@ public struct JSONLogHandler: LogHandler {
         if let own = event.metadata { merged.merge(own) { $1 } }
         if let error = event.error, merged["error"] == nil { merged["error"] = "\(error)" }
         var line = "{\"ts\":"
-        Self.append(string: Self.timestamp(Date()), to: &line)
+        Self.append(string: UTCMillisecondTimestamp.now(), to: &line)
         line += ",\"level\":"
         Self.append(string: event.level.rawValue, to: &line)
         line += ",\"msg\":"
         Self.append(string: event.message.description, to: &line)
         line += ",\"logger\":"
         Self.append(string: label, to: &line)
-        for (key, value) in merged.sorted(by: { $0.key < $1.key }) where !Self.reserved.contains(key) {
+        for (key, value) in merged.sorted(by: { $0.key < $1.key }) where !Self.isReserved(key) {
             line += ","
             Self.append(string: key, to: &line)
             line += ":"
@@ -50,7 +51,10 @@ public struct JSONLogHandler: LogHandler {
         sink(line)
     }
 
-    private static let reserved: Set<String> = ["ts", "level", "msg", "logger"]
+    /// The four keys every line starts with, which no metadata key replaces.
+    private static func isReserved(_ key: String) -> Bool {
+        key == "ts" || key == "level" || key == "msg" || key == "logger"
+    }
 
     /// Writes to stderr with one `write(2)` per line.
     public static let standardError: @Sendable (String) -> Void = { line in
@@ -65,13 +69,15 @@ public struct JSONLogHandler: LogHandler {
         }
     }
 
-    static func timestamp(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
-    }
 
     private static func append(value: Logger.Metadata.Value, to line: inout String) {
         switch value {
         case .string(let string): append(string: string, to: &line)
+        // The agent's own integers first: a cast to a concrete type is much cheaper than one
+        // to `any BinaryInteger`.
+        case .stringConvertible(let number as Int): line += String(number)
+        case .stringConvertible(let number as Int64): line += String(number)
+        case .stringConvertible(let number as Int32): line += String(number)
         case .stringConvertible(let number as any BinaryInteger): line += "\(number)"
         case .stringConvertible(let number as Double) where number.isFinite: line += "\(number)"
         case .stringConvertible(let flag as Bool): line += flag ? "true" : "false"
@@ -98,6 +104,11 @@ public struct JSONLogHandler: LogHandler {
     /// A JSON string literal (RFC 8259 §7): quotes, backslashes and control characters escaped.
     static func append(string: String, to line: inout String) {
         line += "\""
+        if !string.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            line += string
+            line += "\""
+            return
+        }
         for scalar in string.unicodeScalars {
             switch scalar {
             case "\"": line += "\\\""
@@ -111,5 +122,40 @@ public struct JSONLogHandler: LogHandler {
             }
         }
         line += "\""
+    }
+}
+
+/// The time as `Date.ISO8601FormatStyle(includingFractionalSeconds: true)` writes it (UTC,
+/// milliseconds truncated: `2026-12-01T02:24:03.123Z`), with everything up to the seconds
+/// formatted once per second and shared by every line of that second.
+enum UTCMillisecondTimestamp {
+    private static let cache = Mutex<(second: Int, prefix: String)>((-1, ""))
+
+    static func now() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return format(second: now.tv_sec, millisecond: now.tv_nsec / 1_000_000)
+    }
+
+    static func format(second: Int, millisecond: Int) -> String {
+        var text = cache.withLock { cache in
+            if cache.second != second { cache = (second, prefix(second)) }
+            return cache.prefix
+        }
+        if millisecond < 100 { text += millisecond < 10 ? "00" : "0" }
+        text += String(millisecond)
+        text += "Z"
+        return text
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.` of `second` since the epoch, in UTC.
+    private static func prefix(_ second: Int) -> String {
+        var second = time_t(second)
+        var utc = tm()
+        guard gmtime_r(&second, &utc) != nil else { return "1970-01-01T00:00:00." }
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 32) { buffer in
+            let count = strftime(buffer.baseAddress!, buffer.count, "%Y-%m-%dT%H:%M:%S.", &utc)
+            return String(decoding: UnsafeRawBufferPointer(start: buffer.baseAddress!, count: count), as: UTF8.self)
+        }
     }
 }
