@@ -279,6 +279,61 @@ final class Flag: Sendable {
     var isSet: Bool { value.withLock { $0 } }
 }
 
+/// `/proc/<pid>/stat` as the agent reads it to recognise its commands' processes after a crash.
+@Suite("Process entries")
+struct ProcStatTests {
+    @Test("a process whose name holds spaces and parentheses: state, parent, group and start time as ps reports them; a missing pid is nil")
+    func awkwardName() async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        // PR_SET_NAME (15): comm becomes "x) 1 2 (y", which a naive split would misread.
+        process.arguments = ["-c", "import ctypes, os, time\nos.setpgid(0, 0)\nctypes.CDLL(None).prctl(15, b'x) 1 2 (y', 0, 0, 0)\ntime.sleep(30)"]
+        try process.run()
+        let pid = process.processIdentifier
+        // SIGKILL: the test runner's ignored SIGTERM is inherited.
+        defer { kill(pid, SIGKILL); process.waitUntilExit() }
+        #expect(await eventually { (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) == "x) 1 2 (y\n" })
+        let entry = try #require(ProcStat(pid: pid))
+        // ps reads the same entry: compare with its fields.
+        let ps = Process()
+        ps.executableURL = URL(fileURLWithPath: "/bin/ps")
+        ps.arguments = ["-o", "stat=,ppid=,pgid=", "-p", "\(pid)"]
+        let pipe = Pipe()
+        ps.standardOutput = pipe
+        try ps.run()
+        ps.waitUntilExit()
+        let fields = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: " ", omittingEmptySubsequences: true)
+        #expect(fields.count == 3)
+        #expect(fields.first?.first == entry.state)
+        #expect(Int32(fields.dropFirst().first ?? "") == entry.parentPID)
+        #expect(entry.parentPID == getpid())
+        #expect(entry.processGroup == pid)
+        // Field 22, counted from the start of the line in /proc itself.
+        let text = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+        let afterName = text[text.index(after: try #require(text.lastIndex(of: ")")))...].split(separator: " ")
+        #expect(Int64(afterName[19]) == entry.startTicks)
+        #expect(entry.startTicks > 0)
+        #expect(ProcStat(pid: Int32.max) == nil)
+        #expect(ProcStat.all().contains { $0.pid == pid && $0.startTicks == entry.startTicks })
+    }
+
+    @Test("malformed entries are refused, not misread")
+    func malformed() {
+        func parse(_ text: String) -> ProcStat? {
+            Array(text.utf8).withUnsafeBufferPointer { ProcStat(pid: 7, entry: $0) }
+        }
+        // Fields 6 to 52, each holding its own number: the start time (field 22) reads 22.
+        let fields = (6...52).map(String.init).joined(separator: " ")
+        #expect(parse("7 (ok) S 1 7 " + fields)?.startTicks == 22)
+        #expect(parse("7 (ok) S 1 7 " + fields)?.processGroup == 7)
+        #expect(parse("7 no name S 1 7 " + fields) == nil)
+        #expect(parse("7 (short) S 1 7 4 5") == nil)
+        #expect(parse("7 (bad) S x 7 " + fields) == nil)
+        #expect(parse("7 (neg) S -1 7 " + fields) == nil)
+        #expect(parse("7 (big) S 99999999999 7 " + fields) == nil)
+    }
+}
+
 /// Errors thrown by the handlers of ``ExecutionTests/thrownErrors()``.
 private struct BucketFull: LocalizedError {
     var errorDescription: String? { "the export bucket is full" }

@@ -14,20 +14,69 @@ struct ProcStat: Sendable, Equatable {
     /// A zombie or dead entry: the process has exited.
     var hasExited: Bool { state == "Z" || state == "X" }
 
-    /// The entry of `pid`, or `nil` when there is no such process.
+    /// The entry of `pid`, or `nil` when there is no such process. Read with one `open` and
+    /// `read` into a stack buffer: it runs after every command's spawn, and Foundation's
+    /// file reading cost more than the kernel's formatting of the entry.
     init?(pid: Int32) {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = text.lastIndex(of: ")") else { return nil }
-        // After "pid (comm) ": state ppid pgrp session tty tpgid flags minflt cminflt majflt
-        // cmajflt utime stime cutime cstime priority nice threads itrealvalue starttime ...
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        guard fields.count > 19, let state = fields[0].first, let parent = Int32(fields[1]),
-              let group = Int32(fields[2]), let ticks = Int64(fields[19]) else { return nil }
+        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        let parsed = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 2048) { buffer -> ProcStat? in
+            var count = 0
+            while count < buffer.count {
+                let read = Glibc.read(fd, buffer.baseAddress! + count, buffer.count - count)
+                if read < 0, errno == EINTR { continue }
+                guard read >= 0 else { return nil }
+                if read == 0 { break }
+                count += read
+            }
+            return ProcStat(pid: pid, entry: UnsafeBufferPointer(rebasing: buffer[..<count]))
+        }
+        guard let parsed else { return nil }
+        self = parsed
+    }
+
+    /// Parses one `/proc/<pid>/stat` entry. After "pid (comm) " come: state ppid pgrp session
+    /// tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime cstime priority nice
+    /// threads itrealvalue starttime ...; `comm` may hold spaces and parentheses, so the
+    /// fields start after the last `)`.
+    init?(pid: Int32, entry: UnsafeBufferPointer<UInt8>) {
+        guard let close = entry.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        var state: UInt8?
+        var numbers: [Int: Int64] = [:]
+        var field = -1, start = close + 1
+        for index in (close + 1)...entry.count {
+            guard index == entry.count || entry[index] == UInt8(ascii: " ") || entry[index] == UInt8(ascii: "\n") else { continue }
+            if index > start {
+                field += 1
+                if field == 0 {
+                    state = entry[start]
+                } else if field == 1 || field == 2 || field == 19 {
+                    guard let number = Self.decimal(entry[start..<index]) else { return nil }
+                    numbers[field] = number
+                }
+                if field == 19 { break }
+            }
+            start = index + 1
+        }
+        guard let state, let parent = numbers[1], let group = numbers[2], let ticks = numbers[19],
+              let parentPID = Int32(exactly: parent), let processGroup = Int32(exactly: group) else { return nil }
         self.pid = pid
-        self.state = state
-        self.parentPID = parent
-        self.processGroup = group
+        self.state = Character(Unicode.Scalar(state))
+        self.parentPID = parentPID
+        self.processGroup = processGroup
         self.startTicks = ticks
+    }
+
+    /// A non-negative decimal of at most 18 digits, or `nil`.
+    private static func decimal(_ digits: Slice<UnsafeBufferPointer<UInt8>>) -> Int64? {
+        guard !digits.isEmpty, digits.count <= 18 else { return nil }
+        var value: Int64 = 0
+        for digit in digits {
+            guard digit >= UInt8(ascii: "0"), digit <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + Int64(digit - UInt8(ascii: "0"))
+        }
+        return value
     }
 
     /// Every process visible in `/proc` now.
