@@ -82,4 +82,25 @@ struct GroupCommitterTests {
             #expect(rows == ["m", "taken", "z"])
         }
     }
+
+    @Test("when the transaction ends under a batch (as SQLite ends it on some I/O and full-disk errors), every write of the batch fails and none is committed")
+    func transactionEndedUnderTheBatch() async throws {
+        try await Self.withCommitter { committer, pool in
+            let (held, release) = Self.holdWriter(committer)
+            let before = committer.submit { db in try db.execute(sql: "INSERT INTO item (id) VALUES ('before')") }
+            // What SQLite does by itself after some errors: the transaction is gone.
+            let ending = committer.submit { db in try db.execute(sql: "ROLLBACK") }
+            let after = committer.submit { db in try db.execute(sql: "INSERT INTO item (id) VALUES ('after')") }
+            release.signal()
+            try await held.wait()
+            for ticket in [before, ending, after] {
+                await #expect(throws: (any Error).self) { try await ticket.wait() }
+            }
+            // A write told it failed must not be in the journal: a dispatch answered 内部错误
+            // would otherwise run after the next restart.
+            #expect(try await pool.read { db in try String.fetchAll(db, sql: "SELECT id FROM item") } == [])
+            try await committer.write { db in try db.execute(sql: "INSERT INTO item (id) VALUES ('later')") }
+            #expect(try await pool.read { db in try String.fetchAll(db, sql: "SELECT id FROM item") } == ["later"])
+        }
+    }
 }
