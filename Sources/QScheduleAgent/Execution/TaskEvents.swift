@@ -57,7 +57,7 @@ struct TaskEvents: Sendable {
     /// The keys naming a task, with `extra` added in place (one dictionary per line).
     private static func identify(_ record: TaskRecord, _ extra: KeyValuePairs<String, Logger.Metadata.Value> = [:]) -> Logger.Metadata {
         var metadata: Logger.Metadata = Dictionary(minimumCapacity: 3 + extra.count)
-        metadata["task"] = "\(record.id)"
+        metadata["task"] = .string(record.id)
         metadata["job"] = .string(record.job)
         metadata["attempt"] = .stringConvertible(record.attempt)
         for (key, value) in extra { metadata[key] = value }

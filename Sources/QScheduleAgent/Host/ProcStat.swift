@@ -43,7 +43,7 @@ struct ProcStat: Sendable, Equatable {
     init?(pid: Int32, entry: UnsafeBufferPointer<UInt8>) {
         guard let close = entry.lastIndex(of: UInt8(ascii: ")")) else { return nil }
         var state: UInt8?
-        var numbers: [Int: Int64] = [:]
+        var parent: Int64?, group: Int64?, ticks: Int64?
         var field = -1, start = close + 1
         for index in (close + 1)...entry.count {
             guard index == entry.count || entry[index] == UInt8(ascii: " ") || entry[index] == UInt8(ascii: "\n") else { continue }
@@ -53,13 +53,13 @@ struct ProcStat: Sendable, Equatable {
                     state = entry[start]
                 } else if field == 1 || field == 2 || field == 19 {
                     guard let number = Self.decimal(entry[start..<index]) else { return nil }
-                    numbers[field] = number
+                    if field == 1 { parent = number } else if field == 2 { group = number } else { ticks = number }
                 }
                 if field == 19 { break }
             }
             start = index + 1
         }
-        guard let state, let parent = numbers[1], let group = numbers[2], let ticks = numbers[19],
+        guard let state, let parent, let group, let ticks,
               let parentPID = Int32(exactly: parent), let processGroup = Int32(exactly: group) else { return nil }
         self.pid = pid
         self.state = Character(Unicode.Scalar(state))

@@ -69,7 +69,6 @@ public struct JSONLogHandler: LogHandler {
         }
     }
 
-
     private static func append(value: Logger.Metadata.Value, to line: inout String) {
         switch value {
         case .string(let string): append(string: string, to: &line)
