@@ -10,15 +10,18 @@ import Synchronization
 public final class TaskIDGenerator: Sendable {
     private let ip: String
     private let pid: Int32
-    private let timeZone: TimeZone
     private let sequence = Atomic<Int>(0)
     /// The `yyMMdd.HHmmss` stamp of the last second asked for, reused within that second.
-    private let stampCache = Mutex<(second: Int64, stamp: String)>((.min, ""))
+    private let stamps: PerSecondCache<String>
 
     public init(ip: String, pid: Int32 = ProcessInfo.processInfo.processIdentifier, timeZone: TimeZone) {
         self.ip = ip
         self.pid = pid
-        self.timeZone = timeZone
+        stamps = PerSecondCache { second in
+            let c = ZoneClock(timeZone: timeZone).civil(atSecond: Int64(second))
+            func two(_ value: Int) -> String { value < 10 ? "0\(value)" : String(value) }
+            return two(c.year % 100) + two(c.month) + two(c.day) + "." + two(c.hour) + two(c.minute) + two(c.second)
+        }
     }
 
     /// The next id for a task accepted at `date`.
@@ -28,12 +31,6 @@ public final class TaskIDGenerator: Sendable {
     }
 
     private func stamp(at date: Date) -> String {
-        let second = Int64(date.timeIntervalSince1970.rounded(.down))
-        if let cached = stampCache.withLock({ $0.second == second ? $0.stamp : nil }) { return cached }
-        let c = ZoneClock(timeZone: timeZone).civil(atSecond: second)
-        func two(_ value: Int) -> String { value < 10 ? "0\(value)" : String(value) }
-        let stamp = two(c.year % 100) + two(c.month) + two(c.day) + "." + two(c.hour) + two(c.minute) + two(c.second)
-        stampCache.withLock { $0 = (second, stamp) }
-        return stamp
+        stamps.value(at: Int(date.timeIntervalSince1970.rounded(.down)))
     }
 }

@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import Synchronization
 
 /// A swift-log handler writing one JSON object per line (JSON Lines), as journald and log
 /// shippers expect. Keys are stable: `ts` (RFC 3339, UTC, milliseconds), `level`, `msg`,
@@ -128,7 +127,7 @@ public struct JSONLogHandler: LogHandler {
 /// milliseconds truncated: `2026-12-01T02:24:03.123Z`), with everything up to the seconds
 /// formatted once per second and shared by every line of that second.
 enum UTCMillisecondTimestamp {
-    private static let cache = Mutex<(second: Int, prefix: String)>((-1, ""))
+    private static let prefixes = PerSecondCache(prefix)
 
     static func now() -> String {
         var now = timespec()
@@ -137,10 +136,7 @@ enum UTCMillisecondTimestamp {
     }
 
     static func format(second: Int, millisecond: Int) -> String {
-        var text = cache.withLock { cache in
-            if cache.second != second { cache = (second, prefix(second)) }
-            return cache.prefix
-        }
+        var text = prefixes.value(at: second)
         if millisecond < 100 { text += millisecond < 10 ? "00" : "0" }
         text += String(millisecond)
         text += "Z"
@@ -152,9 +148,6 @@ enum UTCMillisecondTimestamp {
         var second = time_t(second)
         var utc = tm()
         guard gmtime_r(&second, &utc) != nil else { return "1970-01-01T00:00:00." }
-        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 32) { buffer in
-            let count = strftime(buffer.baseAddress!, buffer.count, "%Y-%m-%dT%H:%M:%S.", &utc)
-            return String(decoding: UnsafeRawBufferPointer(start: buffer.baseAddress!, count: count), as: UTF8.self)
-        }
+        return utc.formatted("%Y-%m-%dT%H:%M:%S.")
     }
 }

@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import Synchronization
 
 /// A swift-log handler writing the lines of swift-log's `StreamLogHandler` byte for byte
 /// (`2026-12-01T02:24:03+0000 info qagent: attempt=1 job=j task=7 [QScheduleAgent] task
@@ -83,24 +82,17 @@ struct TextLogHandler: LogHandler {
 /// `strftime("%Y-%m-%dT%H:%M:%S%z")` of the local time, as `StreamLogHandler` writes it,
 /// formatted once per second and shared by every line of that second.
 enum LocalSecondTimestamp {
-    private static let cache = Mutex<(second: time_t, text: String)>((-1, ""))
+    private static let cache = PerSecondCache(format)
 
     static func now() -> String {
-        let second = time(nil)
-        return cache.withLock { cache in
-            if cache.second != second { cache = (second, format(second)) }
-            return cache.text
-        }
+        cache.now()
     }
 
-    static func format(_ second: time_t) -> String {
-        var second = second
+    static func format(_ second: Int) -> String {
+        var second = time_t(second)
         var local = tm()
         tzset()  // as `localtime`, which `StreamLogHandler` calls: a changed TZ is seen
         guard localtime_r(&second, &local) != nil else { return "<unknown>" }
-        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { buffer in
-            let count = strftime(buffer.baseAddress!, buffer.count, "%Y-%m-%dT%H:%M:%S%z", &local)
-            return String(decoding: UnsafeRawBufferPointer(start: buffer.baseAddress!, count: count), as: UTF8.self)
-        }
+        return local.formatted("%Y-%m-%dT%H:%M:%S%z")
     }
 }

@@ -4,7 +4,6 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import NIOHTTPTypes
-import Synchronization
 
 /// Answers `GET /api/check/$ip.do` on the event loop when the host is idle — the request a
 /// deploy polls while it drains a fleet — with the same bytes the responder would send
@@ -118,23 +117,19 @@ struct IdleCheckChannel<Base: ServerChildChannel>: ServerChildChannel {
 /// The idle `/api/check` answer's head — the responder's headers, `Date` (RFC 9110
 /// IMF-fixdate) included — made once per second.
 enum IdleCheckHead {
-    private static let cache = Mutex<(second: Int, head: HTTPResponse?)>((-1, nil))
+    private static let heads = PerSecondCache { second in
+        HTTPResponse(status: .ok, headerFields: [
+            .contentType: EnvelopeResponse.contentType,
+            .contentLength: String(EnvelopeResponse.emptyListBody.readableBytes),
+            .date: httpDate(second),
+            .server: "qagent",
+        ])
+    }
     private static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
     private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
     static func current() -> HTTPResponse {
-        let seconds = time(nil)
-        return cache.withLock { cached in
-            if cached.second == seconds, let head = cached.head { return head }
-            let head = HTTPResponse(status: .ok, headerFields: [
-                .contentType: EnvelopeResponse.contentType,
-                .contentLength: String(EnvelopeResponse.emptyListBody.readableBytes),
-                .date: httpDate(seconds),
-                .server: "qagent",
-            ])
-            cached = (seconds, head)
-            return head
-        }
+        heads.now()
     }
 
     /// `seconds` since the epoch as an IMF-fixdate: `Mon, 30 Nov 2026 21:24:01 GMT`.
