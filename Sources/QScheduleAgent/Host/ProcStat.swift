@@ -24,11 +24,11 @@ struct ProcStat: Sendable, Equatable {
         let parsed = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 2048) { buffer -> ProcStat? in
             var count = 0
             while count < buffer.count {
-                let read = Glibc.read(fd, buffer.baseAddress! + count, buffer.count - count)
-                if read < 0, errno == EINTR { continue }
-                guard read >= 0 else { return nil }
-                if read == 0 { break }
-                count += read
+                let got = read(fd, buffer.baseAddress! + count, buffer.count - count)
+                if got < 0, errno == EINTR { continue }
+                guard got >= 0 else { return nil }
+                if got == 0 { break }
+                count += got
             }
             return ProcStat(pid: pid, entry: UnsafeBufferPointer(rebasing: buffer[..<count]))
         }
