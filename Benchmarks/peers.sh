@@ -71,6 +71,17 @@ wrk_check() {
     /^ +99%/ {v = $2; if (v ~ /us$/) {sub(/us/, "", v); v /= 1000} else if (v ~ /ms$/) {sub(/ms/, "", v)} else if (v ~ /s$/) {sub(/s/, "", v); v *= 1000}; p99 = v}
     END {printf "%.0f %.2f", rps, p99}'
 }
+# idle_memory COMMAND... -> sets idle_rss and idle_anon (kB): COMMAND's memory 2 s after it
+# answers /healthz; then it is stopped.
+idle_memory() {
+  "$@" >/dev/null 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  wait_ready "$BASE/healthz"
+  sleep 2
+  idle_rss=$(rss_kb "$pid"); idle_anon=$(anon_kb "$pid")
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
 agent_conf() { # $1 = data dir, $2 = extra jobs file (optional)
   cat <<EOF
 [agent]
@@ -120,36 +131,21 @@ start_ms=$(printf '%s\n' "${starts[@]}" | sort -n | sed -n 5p)
 
 # Idle memory, once ready.
 agent_conf "$WORK/idle" >"$WORK/idle.conf"
-"$BENCH" agent run --config "$WORK/idle.conf" >"$WORK/idle.log" 2>&1 &
-AGENT=$!
-PIDS+=("$AGENT")
-wait_ready "$BASE/healthz"
-sleep 2
-agent_rss=$(rss_kb "$AGENT"); agent_anon=$(anon_kb "$AGENT")
-kill "$AGENT"; wait "$AGENT" 2>/dev/null || true
+idle_memory "$BENCH" agent run --config "$WORK/idle.conf"
+agent_rss=$idle_rss; agent_anon=$idle_anon
 
 # 10,000 jobs (a daily cron each).
 for i in $(seq 10000); do printf '\n[[job]]\nname = "many.%d"\ncron = "0 %d 3 * * ?"\ncommand = ["/bin/true"]\n' "$i" $((i % 60)); done >"$WORK/many.toml"
 agent_conf "$WORK/many" "$WORK/many.toml" >"$WORK/many.conf"
-"$BENCH" agent run --config "$WORK/many.conf" >/dev/null 2>&1 &
-MANY=$!
-PIDS+=("$MANY")
-wait_ready "$BASE/healthz"
-sleep 2
-many_rss=$(rss_kb "$MANY")
-kill "$MANY"; wait "$MANY" 2>/dev/null || true
+idle_memory "$BENCH" agent run --config "$WORK/many.conf"
+many_rss=$idle_rss
 
 # The static release binary, when given: idle memory with one command job.
 if [ -n "${STATIC_BINARY:-}" ]; then
   printf '[agent]\nlisten = "127.0.0.1:%s"\ntoken = "%s"\ndata_dir = "%s"\n\n[[job]]\nname = "bench.true"\ncommand = ["/bin/true"]\n' \
     "$PORT" "$TOKEN" "$WORK/static" >"$WORK/static.conf"
-  "$STATIC_BINARY" run --config "$WORK/static.conf" >/dev/null 2>&1 &
-  STATIC=$!
-  PIDS+=("$STATIC")
-  wait_ready "$BASE/healthz"
-  sleep 2
-  static_rss=$(rss_kb "$STATIC"); static_anon=$(anon_kb "$STATIC")
-  kill "$STATIC"; wait "$STATIC" 2>/dev/null || true
+  idle_memory "$STATIC_BINARY" run --config "$WORK/static.conf"
+  static_rss=$idle_rss; static_anon=$idle_anon
 fi
 
 # --- nginx: the same /api/check answer as a static file --------------------------------------
